@@ -1,0 +1,50 @@
+# The tapegrad library: every .cpp under core/, ops/ and nn/.
+file(GLOB_RECURSE TAPEGRAD_SOURCES CONFIGURE_DEPENDS
+  ${PROJECT_SOURCE_DIR}/core/*.cpp ${PROJECT_SOURCE_DIR}/ops/*.cpp ${PROJECT_SOURCE_DIR}/nn/*.cpp)
+file(GLOB_RECURSE TAPEGRAD_HEADERS CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
+  ${PROJECT_SOURCE_DIR}/core/*.hpp ${PROJECT_SOURCE_DIR}/ops/*.hpp ${PROJECT_SOURCE_DIR}/nn/*.hpp)
+
+# Users write #include <tapegrad/...>. In the build tree that prefix is a
+# folder of links to the source folders; installed, it is a real folder.
+set(TAPEGRAD_BUILD_INCLUDE ${PROJECT_BINARY_DIR}/include)
+file(MAKE_DIRECTORY ${TAPEGRAD_BUILD_INCLUDE}/tapegrad)
+foreach(dir core ops nn)
+  file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${dir} ${TAPEGRAD_BUILD_INCLUDE}/tapegrad/${dir} SYMBOLIC)
+endforeach()
+file(CREATE_LINK ${PROJECT_SOURCE_DIR}/core/tapegrad.hpp ${TAPEGRAD_BUILD_INCLUDE}/tapegrad/tapegrad.hpp SYMBOLIC)
+
+add_library(tapegrad ${TAPEGRAD_SOURCES})
+add_library(tapegrad::tapegrad ALIAS tapegrad)
+target_include_directories(tapegrad PUBLIC
+  $<BUILD_INTERFACE:${TAPEGRAD_BUILD_INCLUDE}>
+  $<INSTALL_INTERFACE:include>)
+target_link_libraries(tapegrad PUBLIC xtensor xtensor-blas xsimd Threads::Threads
+                               PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB)
+# xsimd makes broadcasting assignment ~30x faster (see shared notes).
+target_compile_definitions(tapegrad PUBLIC XTENSOR_USE_XSIMD)
+if(TAPEGRAD_NATIVE)
+  target_compile_options(tapegrad PUBLIC -march=native)
+endif()
+target_compile_options(tapegrad PRIVATE -Wall -Wextra -Wno-unused-parameter $<$<CONFIG:Release>:-O3>)
+
+if(TAPEGRAD_SANITIZE)
+  target_compile_options(tapegrad PUBLIC -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(tapegrad PUBLIC -fsanitize=address,undefined)
+endif()
+
+# Install with a CMake package config: find_package(tapegrad) in other projects.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+install(TARGETS tapegrad EXPORT tapegradTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+foreach(header ${TAPEGRAD_HEADERS})
+  get_filename_component(subdir ${header} DIRECTORY)
+  install(FILES ${PROJECT_SOURCE_DIR}/${header} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/${subdir})
+endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/core/tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
+install(EXPORT tapegradTargets NAMESPACE tapegrad:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/tapegradConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/tapegradConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/tapegradConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/tapegradConfig.cmake ${PROJECT_BINARY_DIR}/tapegradConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)

@@ -1,0 +1,154 @@
+// Graph lifetime (non-recursive release), tape numbering, the thread-local
+// modes, and small helpers shared by every op.
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <tapegrad/core/node.hpp>
+#include <tapegrad/core/op.hpp>
+
+namespace tapegrad {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+thread_local bool t_anomaly_enabled = false;
+std::atomic<std::uint64_t> g_tape_position{0};
+}  // namespace
+
+bool grad_enabled() noexcept { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) noexcept { t_grad_enabled = enabled; }
+bool anomaly_enabled() noexcept { return t_anomaly_enabled; }
+void set_anomaly_enabled(bool enabled) noexcept { t_anomaly_enabled = enabled; }
+
+namespace detail {
+
+std::uint64_t next_tape_position() noexcept {
+    return g_tape_position.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// Nodes whose last owner went away wait here to be destroyed one at a time.
+// The list is a plain pointer so that it is still safe to test after the
+// thread's own thread-local objects were destroyed (tensors in static
+// storage die later than that); from then on release is plain recursion.
+template <class T>
+struct Graveyard {
+    static thread_local std::vector<std::shared_ptr<Node<T>>>* list;
+    static thread_local bool draining;
+    static thread_local bool dead;
+    struct Owner {
+        ~Owner() {
+            delete list;
+            list = nullptr;
+            dead = true;
+        }
+    };
+    static thread_local Owner owner;
+};
+template <class T>
+thread_local std::vector<std::shared_ptr<Node<T>>>* Graveyard<T>::list = nullptr;
+template <class T>
+thread_local bool Graveyard<T>::draining = false;
+template <class T>
+thread_local bool Graveyard<T>::dead = false;
+template <class T>
+thread_local typename Graveyard<T>::Owner Graveyard<T>::owner;
+
+template <class T>
+void release_node(std::shared_ptr<Node<T>>&& node) noexcept {
+    using G = Graveyard<T>;
+    if (!node) return;
+    if (node.use_count() != 1 || G::dead) {
+        node.reset();
+        return;
+    }
+    if (!G::list) {
+        (void)&G::owner;  // constructs the owner, which frees the list at thread exit
+        G::list = new std::vector<std::shared_ptr<Node<T>>>();
+    }
+    G::list->push_back(std::move(node));
+    if (G::draining) return;
+    G::draining = true;
+    while (!G::list->empty()) {
+        auto next = std::move(G::list->back());
+        G::list->pop_back();
+        next.reset();  // its destructor may push more nodes onto the list
+    }
+    G::draining = false;
+}
+
+template <class T>
+Node<T>::~Node() {
+    for (auto& e : inputs) release_node(std::move(e.fn));
+}
+
+template <class T>
+TensorImpl<T>::~TensorImpl() {
+    release_node(std::move(grad_fn));
+}
+
+template <class T>
+void VjpContext<T>::modified(std::uint64_t saved, std::uint64_t now) const {
+    std::ostringstream os;
+    os << "backward: a tensor saved by '" << node_.name << "' (tape position " << node_.seq
+       << ") was modified in place after it was saved (version " << saved << ", now " << now
+       << "); clone it before modifying, or modify it after backward";
+    throw GraphError(os.str());
+}
+
+std::string shape_str(const Shape& shape) {
+    std::ostringstream os;
+    os << '[';
+    for (std::size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+    os << ']';
+    return os.str();
+}
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+    Shape out(std::max(a.size(), b.size()));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        std::size_t da = i < a.size() ? a[a.size() - 1 - i] : 1;
+        std::size_t db = i < b.size() ? b[b.size() - 1 - i] : 1;
+        if (da != db && da != 1 && db != 1)
+            throw ShapeError(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) +
+                             " cannot be broadcast together (dimension " + std::to_string(da) + " vs " +
+                             std::to_string(db) + ")");
+        out[out.size() - 1 - i] = da == 1 ? db : da;
+    }
+    return out;
+}
+
+void check_broadcast_shapes(const char* op, const Shape& a, const Shape& b) { (void)broadcast_shapes(op, a, b); }
+
+std::size_t normalize_axis(const char* op, std::ptrdiff_t axis, std::size_t ndim) {
+    auto n = static_cast<std::ptrdiff_t>(ndim);
+    if (axis < -n || axis >= n)
+        throw ValueError(std::string(op) + ": axis " + std::to_string(axis) + " is out of range for a tensor with " +
+                         std::to_string(ndim) + " dimension" + (ndim == 1 ? "" : "s"));
+    return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
+}
+
+template <class T>
+void check_finite(const xt::xarray<T>& value, const std::string& what) {
+    const T* p = value.data();
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (!std::isfinite(p[i])) {
+            std::ostringstream os;
+            os << "anomaly: " << what << " holds " << (std::isnan(p[i]) ? "NaN" : "Inf") << " at flat index "
+               << i << " of shape " << shape_str(value.shape());
+            throw AnomalyError(os.str());
+        }
+    }
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                   \
+    template void release_node<T>(std::shared_ptr<Node<T>> &&) noexcept;         \
+    template struct Node<T>;                                                      \
+    template struct TensorImpl<T>;                                                \
+    template class VjpContext<T>;                                                 \
+    template void check_finite<T>(const xt::xarray<T>&, const std::string&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace detail
+}  // namespace tapegrad

@@ -1,0 +1,125 @@
+// The graph: a Node is one recorded op. It knows its inputs (the DAG's
+// edges), what it saved, and its vector-Jacobian product. Nodes are numbered
+// in recording order; that numbering is the tape, and since an op can only
+// consume tensors that already exist, it is a topological order.
+//
+// Nodes are owned by the tensors that need them (a tensor owns the node that
+// produced it, a node owns its inputs' nodes), so the graph of a result that
+// nobody keeps is freed with it: forward passes without backward do not
+// accumulate memory.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <tapegrad/core/tensor.hpp>
+
+namespace tapegrad::detail {
+
+template <class T>
+using Grads = std::vector<BasicTensor<T>>;
+
+// One input of a node. Exactly one of fn/leaf is set when the input needs a
+// gradient; neither when it does not (data, constants).
+template <class T>
+struct Edge {
+    std::shared_ptr<Node<T>> fn;          // the node that produced a non-leaf input
+    std::shared_ptr<TensorImpl<T>> leaf;  // a leaf that requires grad
+    typename xt::xarray<T>::shape_type shape;  // reduce broadcast gradients to this
+    bool needs_grad() const { return fn != nullptr || leaf != nullptr; }
+};
+
+template <class T>
+class VjpContext;
+
+template <class T>
+struct Node : std::enable_shared_from_this<Node<T>> {
+    const char* name = "";
+    std::uint64_t seq = 0;  // tape position
+    std::vector<Edge<T>> inputs;
+    typename xt::xarray<T>::shape_type out_shape;
+    std::size_t saved_bytes = 0;  // for the profiler
+
+    // Backward bookkeeping.
+    std::uint64_t mark = 0;
+    BasicTensor<T> pending;  // sum of the gradients flowing in
+    bool released = false;
+
+    virtual ~Node();
+    // One gradient per input (undefined where the input needs none).
+    virtual Grads<T> vjp(VjpContext<T>& ctx, const BasicTensor<T>& grad) = 0;
+    // Drop what was saved for backward (after a backward without retain_graph).
+    virtual void release() = 0;
+};
+
+// A node whose vector-Jacobian product is the lambda written beside the
+// op's forward. The lambda owns what the op saved.
+template <class T, class F>
+struct FnNode final : Node<T> {
+    std::optional<F> fn;
+    explicit FnNode(F&& f) : fn(std::move(f)) {}
+    Grads<T> vjp(VjpContext<T>& ctx, const BasicTensor<T>& grad) override { return (*fn)(ctx, grad); }
+    void release() override { fn.reset(); }
+};
+
+// Gives up a reference to a node. When it was the last one, the node is
+// destroyed from a thread-local work list instead of recursively, so a chain
+// of a million nodes cannot overflow the stack.
+template <class T>
+void release_node(std::shared_ptr<Node<T>>&& node) noexcept;
+
+std::uint64_t next_tape_position() noexcept;
+
+// A tensor an op saved for backward: remembers the version it had, so a
+// later in-place write is caught instead of silently giving wrong gradients.
+template <class T>
+struct Saved {
+    BasicTensor<T> tensor;
+    std::uint64_t version = 0;
+};
+
+// An op's own output saved for backward. Only the value is kept (keeping the
+// tensor would make the node own itself); when backward builds a graph the
+// value is re-attached to the node that produced it.
+template <class T>
+struct SavedOutput {
+    std::shared_ptr<Storage<T>> storage;
+    std::uint64_t version = 0;
+};
+
+template <class T>
+class VjpContext {
+public:
+    VjpContext(Node<T>& node, bool create_graph) : node_(node), create_graph_(create_graph) {}
+    bool needs(std::size_t input) const { return node_.inputs[input].needs_grad(); }
+    bool create_graph() const { return create_graph_; }
+    const BasicTensor<T>& unpack(const Saved<T>& s) const;
+    BasicTensor<T> unpack(const SavedOutput<T>& s) const;
+
+private:
+    [[noreturn]] void modified(std::uint64_t saved, std::uint64_t now) const;
+    Node<T>& node_;
+    bool create_graph_;
+};
+
+template <class T>
+const BasicTensor<T>& VjpContext<T>::unpack(const Saved<T>& s) const {
+    if (s.tensor.version() != s.version) modified(s.version, s.tensor.version());
+    return s.tensor;
+}
+
+template <class T>
+BasicTensor<T> VjpContext<T>::unpack(const SavedOutput<T>& s) const {
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
+    auto impl = std::make_shared<TensorImpl<T>>(s.storage);
+    if (create_graph_) {
+        impl->grad_fn = node_.shared_from_this();
+        impl->requires_grad = true;
+    }
+    return BasicTensor<T>(std::move(impl));
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,16 @@
+// The whole public API of tapegrad in one include.
+#pragma once
+
+#include <tapegrad/core/autograd.hpp>
+#include <tapegrad/core/error.hpp>
+#include <tapegrad/core/grad_mode.hpp>
+#include <tapegrad/core/gradcheck.hpp>
+#include <tapegrad/core/profiler.hpp>
+#include <tapegrad/core/tensor.hpp>
+#include <tapegrad/ops/arithmetic.hpp>
+#include <tapegrad/ops/compare.hpp>
+#include <tapegrad/ops/indexing.hpp>
+#include <tapegrad/ops/linalg.hpp>
+#include <tapegrad/ops/reduce.hpp>
+#include <tapegrad/ops/shape.hpp>
+#include <tapegrad/ops/unary.hpp>

@@ -1,0 +1,211 @@
+// BasicTensor<T>: creation, inspection, gradient bookkeeping.
+#include <tapegrad/core/tensor.hpp>
+
+#include <sstream>
+
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xio.hpp>
+#include <xtensor/xrandom.hpp>
+
+#include <tapegrad/core/node.hpp>
+#include <tapegrad/core/op.hpp>
+
+namespace tapegrad {
+
+namespace {
+template <class T>
+std::shared_ptr<detail::TensorImpl<T>> make_impl(xt::xarray<T>&& value, bool requires_grad) {
+    auto storage = std::make_shared<detail::Storage<T>>();
+    storage->data = std::move(value);
+    auto impl = std::make_shared<detail::TensorImpl<T>>(std::move(storage));
+    impl->requires_grad = requires_grad;
+    return impl;
+}
+}  // namespace
+
+template <class T>
+BasicTensor<T>::BasicTensor(array_type value, bool requires_grad)
+    : impl_(make_impl<T>(std::move(value), requires_grad)) {}
+
+template <class T>
+BasicTensor<T>::BasicTensor(xt::nested_initializer_list_t<T, 1> values, bool requires_grad)
+    : BasicTensor(array_type(values), requires_grad) {}
+template <class T>
+BasicTensor<T>::BasicTensor(xt::nested_initializer_list_t<T, 2> values, bool requires_grad)
+    : BasicTensor(array_type(values), requires_grad) {}
+template <class T>
+BasicTensor<T>::BasicTensor(xt::nested_initializer_list_t<T, 3> values, bool requires_grad)
+    : BasicTensor(array_type(values), requires_grad) {}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::scalar(T value, bool requires_grad) {
+    return BasicTensor(array_type(value), requires_grad);
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::from_data(const T* data, const Shape& shape, bool requires_grad) {
+    array_type a = array_type::from_shape(shape);
+    std::copy(data, data + a.size(), a.data());
+    return BasicTensor(std::move(a), requires_grad);
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::zeros(const Shape& shape, bool requires_grad) {
+    return full(shape, T(0), requires_grad);
+}
+template <class T>
+BasicTensor<T> BasicTensor<T>::ones(const Shape& shape, bool requires_grad) {
+    return full(shape, T(1), requires_grad);
+}
+template <class T>
+BasicTensor<T> BasicTensor<T>::full(const Shape& shape, T value, bool requires_grad) {
+    array_type a = array_type::from_shape(shape);
+    a.fill(value);
+    return BasicTensor(std::move(a), requires_grad);
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::arange(T start, T stop, T step) {
+    if (step == T(0)) throw ValueError("arange: step must not be 0");
+    return BasicTensor(array_type(xt::arange<T>(start, stop, step)));
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::randn(const Shape& shape, Generator& gen, T mean, T stddev, bool requires_grad) {
+    if (!(stddev >= T(0))) throw ValueError("randn: stddev must be >= 0, got " + std::to_string(stddev));
+    array_type a = array_type::from_shape(shape);
+    std::normal_distribution<T> dist(mean, stddev);
+    for (auto& v : a) v = stddev == T(0) ? mean : dist(gen.engine());
+    return BasicTensor(std::move(a), requires_grad);
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::rand(const Shape& shape, Generator& gen, T low, T high, bool requires_grad) {
+    if (!(low <= high))
+        throw ValueError("rand: low must be <= high, got " + std::to_string(low) + " and " + std::to_string(high));
+    array_type a = array_type::from_shape(shape);
+    std::uniform_real_distribution<T> dist(low, high);
+    for (auto& v : a) v = low == high ? low : dist(gen.engine());
+    return BasicTensor(std::move(a), requires_grad);
+}
+
+template <class T>
+detail::TensorImpl<T>& BasicTensor<T>::checked() const {
+    if (!impl_) throw GraphError("tapegrad: use of an undefined tensor (default-constructed or an absent gradient)");
+    return *impl_;
+}
+
+template <class T>
+const typename BasicTensor<T>::array_type& BasicTensor<T>::value() const {
+    return checked().storage->data;
+}
+
+template <class T>
+Shape BasicTensor<T>::shape_vector() const {
+    return Shape(shape().begin(), shape().end());
+}
+
+template <class T>
+T BasicTensor<T>::item() const {
+    if (size() != 1)
+        throw ValueError("item: the tensor must have exactly one element, its shape is " +
+                         detail::shape_str(shape()));
+    return *value().data();
+}
+
+template <class T>
+std::string BasicTensor<T>::str() const {
+    std::ostringstream os;
+    os << *this;
+    return os.str();
+}
+
+template <class T>
+typename BasicTensor<T>::array_type& BasicTensor<T>::mutable_value() {
+    auto& s = *checked().storage;
+    ++s.version;
+    return s.data;
+}
+
+template <class T>
+std::uint64_t BasicTensor<T>::version() const {
+    return checked().storage->version;
+}
+
+template <class T>
+bool BasicTensor<T>::requires_grad() const {
+    return checked().requires_grad;
+}
+
+template <class T>
+BasicTensor<T>& BasicTensor<T>::requires_grad_(bool on) {
+    auto& impl = checked();
+    if (impl.grad_fn && !on)
+        throw GraphError("requires_grad_(false): only leaf tensors can stop requiring grad; this tensor was "
+                         "produced by '" + std::string(impl.grad_fn->name) + "' (use detach())");
+    if (!impl.grad_fn) impl.requires_grad = on;
+    return *this;
+}
+
+template <class T>
+bool BasicTensor<T>::is_leaf() const {
+    return checked().grad_fn == nullptr;
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::grad() const {
+    return checked().grad;
+}
+
+template <class T>
+void BasicTensor<T>::set_grad(BasicTensor g) {
+    auto& impl = checked();
+    if (g.defined() && g.shape() != shape())
+        throw ShapeError("set_grad: gradient shape " + detail::shape_str(g.shape()) +
+                         " does not match tensor shape " + detail::shape_str(shape()));
+    impl.grad = std::move(g);
+}
+
+template <class T>
+void BasicTensor<T>::zero_grad() {
+    auto& impl = checked();
+    if (!impl.grad.defined()) return;
+    if (impl.grad.requires_grad()) {  // a gradient that is itself on a graph: drop it
+        impl.grad = BasicTensor();
+        return;
+    }
+    impl.grad.mutable_value().fill(T(0));
+}
+
+template <class T>
+BasicTensor<T> BasicTensor<T>::detach() const {
+    auto impl = std::make_shared<detail::TensorImpl<T>>(checked().storage);
+    return BasicTensor(std::move(impl));
+}
+
+template <class T>
+const char* BasicTensor<T>::op_name() const {
+    auto& fn = checked().grad_fn;
+    return fn ? fn->name : "";
+}
+
+template <class T>
+const std::shared_ptr<detail::Node<T>>& BasicTensor<T>::grad_fn() const {
+    return checked().grad_fn;
+}
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t) {
+    if (!t.defined()) return os << "tensor(undefined)";
+    os << "tensor(" << t.value();
+    if (t.grad_fn()) os << ", op=" << t.op_name();
+    else if (t.requires_grad()) os << ", requires_grad";
+    return os << ")";
+}
+
+template class BasicTensor<float>;
+template class BasicTensor<double>;
+template std::ostream& operator<<(std::ostream&, const BasicTensor<float>&);
+template std::ostream& operator<<(std::ostream&, const BasicTensor<double>&);
+
+}  // namespace tapegrad

@@ -1,0 +1,174 @@
+// BasicTensor<T>: an N-d array of float or double that records the
+// differentiable ops applied to it, so backward() can compute gradients.
+//
+// A tensor is a cheap handle (a shared pointer): copies share the value, the
+// gradient and the graph. The value is an xt::xarray<T>, reachable without a
+// copy through value().
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include <tapegrad/core/error.hpp>
+#include <tapegrad/core/grad_mode.hpp>
+
+namespace tapegrad {
+
+using Shape = std::vector<std::size_t>;
+
+template <class T>
+class BasicTensor;
+using Tensor = BasicTensor<float>;     // float32, the default for models
+using Tensor64 = BasicTensor<double>;  // float64, for gradient checks
+
+// Seedable source of randomness for rand/randn/initialisers/dropout. Same
+// seed, same numbers, on every run.
+class Generator {
+public:
+    explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+    void seed(std::uint64_t s) { engine_.seed(s); }
+    std::mt19937_64& engine() { return engine_; }
+
+private:
+    std::mt19937_64 engine_;
+};
+
+namespace detail {
+template <class T>
+struct Node;
+template <class T>
+struct TensorImpl;
+
+// The value of a tensor. Shared between a tensor and the nodes that saved it
+// for backward; the version counts in-place writes so a node can tell that a
+// value it saved has changed since.
+template <class T>
+struct Storage {
+    xt::xarray<T> data;
+    std::uint64_t version = 0;
+};
+
+template <class T>
+struct identity {
+    using type = T;
+};
+template <class T>
+using identity_t = typename identity<T>::type;  // blocks deduction of scalars
+}  // namespace detail
+
+struct BackwardOptions {
+    bool retain_graph = false;  // keep saved values for another backward
+    bool create_graph = false;  // record backward itself (higher derivatives)
+};
+
+template <class T>
+class BasicTensor {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "tapegrad tensors hold float (float32) or double (float64)");
+
+public:
+    using value_type = T;
+    using array_type = xt::xarray<T>;
+    using shape_type = typename array_type::shape_type;
+
+    BasicTensor() = default;  // an undefined tensor: defined() is false
+    explicit BasicTensor(array_type value, bool requires_grad = false);
+    BasicTensor(xt::nested_initializer_list_t<T, 1> values, bool requires_grad = false);
+    BasicTensor(xt::nested_initializer_list_t<T, 2> values, bool requires_grad = false);
+    BasicTensor(xt::nested_initializer_list_t<T, 3> values, bool requires_grad = false);
+
+    // Creation.
+    static BasicTensor scalar(T value, bool requires_grad = false);
+    static BasicTensor from_data(const T* data, const Shape& shape, bool requires_grad = false);
+    static BasicTensor zeros(const Shape& shape, bool requires_grad = false);
+    static BasicTensor ones(const Shape& shape, bool requires_grad = false);
+    static BasicTensor full(const Shape& shape, T value, bool requires_grad = false);
+    static BasicTensor arange(T start, T stop, T step = T(1));
+    static BasicTensor randn(const Shape& shape, Generator& gen, T mean = T(0), T stddev = T(1),
+                             bool requires_grad = false);
+    static BasicTensor rand(const Shape& shape, Generator& gen, T low = T(0), T high = T(1),
+                            bool requires_grad = false);
+
+    // Inspection.
+    bool defined() const noexcept { return impl_ != nullptr; }
+    const array_type& value() const;  // no copy
+    const shape_type& shape() const { return value().shape(); }
+    Shape shape_vector() const;
+    std::size_t dim() const { return value().dimension(); }
+    std::size_t size() const { return value().size(); }
+    T item() const;  // the value of a one-element tensor
+    std::string str() const;
+
+    // Writes into the value: bumps the version so nodes that saved this
+    // tensor refuse to backward with the changed value.
+    array_type& mutable_value();
+    std::uint64_t version() const;
+
+    // Gradients.
+    bool requires_grad() const;
+    BasicTensor& requires_grad_(bool on = true);  // leaves only
+    bool is_leaf() const;                          // not produced by a recorded op
+    BasicTensor grad() const;                      // undefined until backward reaches it
+    void set_grad(BasicTensor g);
+    void zero_grad();  // zero the gradient in place (keeps its buffer)
+    BasicTensor detach() const;  // same value, no graph, no requires_grad
+
+    // Backward from this tensor. Without a seed, the tensor must have one
+    // element and the seed is 1.
+    void backward(BackwardOptions options = {}) const;
+    void backward(const BasicTensor& seed, BackwardOptions options = {}) const;
+
+    // The node that produced this tensor ("" for a leaf).
+    const char* op_name() const;
+
+    // A copy in another element type, detached from the graph.
+    template <class U>
+    BasicTensor<U> to() const;
+
+    // Engine internals.
+    explicit BasicTensor(std::shared_ptr<detail::TensorImpl<T>> impl) : impl_(std::move(impl)) {}
+    const std::shared_ptr<detail::TensorImpl<T>>& impl() const { return impl_; }
+    const std::shared_ptr<detail::Node<T>>& grad_fn() const;
+    bool same(const BasicTensor& other) const { return impl_ == other.impl_; }
+
+private:
+    detail::TensorImpl<T>& checked() const;
+    std::shared_ptr<detail::TensorImpl<T>> impl_;
+};
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t);
+
+namespace detail {
+
+template <class T>
+struct TensorImpl {
+    std::shared_ptr<Storage<T>> storage;
+    std::shared_ptr<Node<T>> grad_fn;  // null for leaves
+    BasicTensor<T> grad;
+    bool requires_grad = false;
+
+    explicit TensorImpl(std::shared_ptr<Storage<T>> s) : storage(std::move(s)) {}
+    ~TensorImpl();  // releases long graphs without recursion
+};
+
+}  // namespace detail
+
+template <class T>
+template <class U>
+BasicTensor<U> BasicTensor<T>::to() const {
+    return BasicTensor<U>(xt::xarray<U>(value()));
+}
+
+extern template class BasicTensor<float>;
+extern template class BasicTensor<double>;
+
+}  // namespace tapegrad

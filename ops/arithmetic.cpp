@@ -1,0 +1,217 @@
+// Elementwise arithmetic: each op's forward and vector-Jacobian product side
+// by side. Gradients may keep the broadcast shape; the engine reduces them
+// to each input's shape.
+#include <tapegrad/ops/arithmetic.hpp>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/compare.hpp>
+#include <tapegrad/ops/unary.hpp>
+
+namespace tapegrad {
+
+using detail::Grads;
+using detail::Op;
+using detail::VjpContext;
+
+template <class T>
+BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    detail::check_broadcast("add", a.shape(), b.shape());
+    Op<T> op("add", {a, b});
+    auto y = op.output(a.value() + b.value());
+    return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g, g}; });
+}
+
+template <class T>
+BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    detail::check_broadcast("sub", a.shape(), b.shape());
+    Op<T> op("sub", {a, b});
+    auto y = op.output(a.value() - b.value());
+    return op.record(y, [](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g, c.needs(1) ? neg(g) : BasicTensor<T>()};
+    });
+}
+
+template <class T>
+BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    detail::check_broadcast("mul", a.shape(), b.shape());
+    Op<T> op("mul", {a, b});
+    auto y = op.output(a.value() * b.value());
+    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{c.needs(0) ? g * c.unpack(sb) : BasicTensor<T>(),
+                        c.needs(1) ? g * c.unpack(sa) : BasicTensor<T>()};
+    });
+}
+
+template <class T>
+BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    detail::check_broadcast("div", a.shape(), b.shape());
+    Op<T> op("div", {a, b});
+    auto y = op.output(a.value() / b.value());
+    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        const auto& b = c.unpack(sb);
+        BasicTensor<T> ga = g / b;  // d(a/b)/da = 1/b
+        // d(a/b)/db = -a/b^2 = -(g/b) * (a/b)
+        return Grads<T>{ga, c.needs(1) ? neg(ga * c.unpack(sa) / b) : BasicTensor<T>()};
+    });
+}
+
+template <class T>
+BasicTensor<T> neg(const BasicTensor<T>& a) {
+    Op<T> op("neg", {a});
+    auto y = op.output(-a.value());
+    return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
+}
+
+template <class T>
+BasicTensor<T> add(const BasicTensor<T>& a, Scalar<T> b) {
+    Op<T> op("add_scalar", {a});
+    auto y = op.output(a.value() + b);
+    return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
+}
+
+template <class T>
+BasicTensor<T> mul(const BasicTensor<T>& a, Scalar<T> b) {
+    Op<T> op("mul_scalar", {a});
+    auto y = op.output(a.value() * b);
+    return op.record(y, [b](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g * b}; });
+}
+
+template <class T>
+BasicTensor<T> rsub(Scalar<T> a, const BasicTensor<T>& b) {
+    Op<T> op("rsub_scalar", {b});
+    auto y = op.output(a - b.value());
+    return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
+}
+
+template <class T>
+BasicTensor<T> rdiv(Scalar<T> a, const BasicTensor<T>& b) {
+    Op<T> op("rdiv_scalar", {b});
+    auto y = op.output(a / b.value());
+    // d(a/b)/db = -a/b^2 = -y/b
+    return op.record(y, [sy = op.save_output(y), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{neg(g * c.unpack(sy) / c.unpack(sb))};
+    });
+}
+
+template <class T>
+BasicTensor<T> pow(const BasicTensor<T>& x, Scalar<T> p) {
+    Op<T> op("pow_scalar", {x});
+    auto y = op.output(xt::pow(x.value(), p));
+    return op.record(y, [sx = op.save(x), p](VjpContext<T>& c, const BasicTensor<T>& g) {
+        if (p == Scalar<T>(0)) return Grads<T>{g * Scalar<T>(0)};
+        if (p == Scalar<T>(1)) return Grads<T>{g};
+        return Grads<T>{g * pow(c.unpack(sx), p - Scalar<T>(1)) * p};
+    });
+}
+
+template <class T>
+BasicTensor<T> pow(const BasicTensor<T>& x, const BasicTensor<T>& p) {
+    detail::check_broadcast("pow", x.shape(), p.shape());
+    Op<T> op("pow", {x, p});
+    auto y = op.output(xt::pow(x.value(), p.value()));
+    return op.record(y, [sx = op.save(x), sp = op.save(p), sy = op.save_output(y)](VjpContext<T>& c,
+                                                                                 const BasicTensor<T>& g) {
+        const auto& x = c.unpack(sx);
+        const auto& p = c.unpack(sp);
+        BasicTensor<T> gx, gp;
+        if (c.needs(0)) gx = g * p * pow(x, p - Scalar<T>(1));
+        if (c.needs(1)) {
+            // d/dp x^p = x^p log x, taken as 0 where x <= 0 (log undefined).
+            auto positive = gt(x, BasicTensor<T>::scalar(0));
+            gp = g * c.unpack(sy) * log(where(positive, x, BasicTensor<T>::scalar(1)));
+        }
+        return Grads<T>{gx, gp};
+    });
+}
+
+namespace {
+// 1 where a wins, 0 where b wins, 1/2 at ties: the shared subgradient.
+template <class T, class A, class B>
+BasicTensor<T> win_mask(const A& a, const B& b, bool greater) {
+    auto wins = greater ? xt::xarray<T>(xt::cast<T>(a > b)) : xt::xarray<T>(xt::cast<T>(a < b));
+    return BasicTensor<T>(xt::xarray<T>(wins + T(0.5) * xt::cast<T>(xt::equal(a, b))));
+}
+
+template <class T>
+BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, bool greater) {
+    detail::check_broadcast(name, a.shape(), b.shape());
+    Op<T> op(name, {a, b});
+    auto y = op.output(greater ? xt::xarray<T>(xt::maximum(a.value(), b.value()))
+                               : xt::xarray<T>(xt::minimum(a.value(), b.value())));
+    return op.record(y, [sa = op.save(a), sb = op.save(b), greater](VjpContext<T>& c, const BasicTensor<T>& g) {
+        auto mask = win_mask<T>(c.unpack(sa).value(), c.unpack(sb).value(), greater);
+        return Grads<T>{c.needs(0) ? g * mask : BasicTensor<T>(), c.needs(1) ? g * (Scalar<T>(1) - mask) : BasicTensor<T>()};
+    });
+}
+
+template <class T>
+BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool greater) {
+    Op<T> op(name, {a});
+    auto y = op.output(greater ? xt::xarray<T>(xt::maximum(a.value(), b)) : xt::xarray<T>(xt::minimum(a.value(), b)));
+    return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g * win_mask<T>(c.unpack(sa).value(), b, greater)};
+    });
+}
+}  // namespace
+
+template <class T>
+BasicTensor<T> maximum(const BasicTensor<T>& a, const BasicTensor<T>& b) { return extremum("maximum", a, b, true); }
+template <class T>
+BasicTensor<T> minimum(const BasicTensor<T>& a, const BasicTensor<T>& b) { return extremum("minimum", a, b, false); }
+template <class T>
+BasicTensor<T> maximum(const BasicTensor<T>& a, Scalar<T> b) { return extremum<T>("maximum_scalar", a, b, true); }
+template <class T>
+BasicTensor<T> minimum(const BasicTensor<T>& a, Scalar<T> b) { return extremum<T>("minimum_scalar", a, b, false); }
+
+template <class T>
+BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    detail::check_broadcast("where", cond.shape(), a.shape());
+    detail::check_broadcast("where", cond.shape(), b.shape());
+    detail::check_broadcast("where", a.shape(), b.shape());
+    Op<T> op("where", {cond, a, b});
+    auto y = op.output(xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value()));
+    return op.record(y, [sc = op.save(cond)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        BasicTensor<T> pick(xt::xarray<T>(xt::cast<T>(xt::not_equal(c.unpack(sc).value(), T(0)))));
+        return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
+                        c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
+    });
+}
+
+template <class T>
+BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
+    if (!(lo <= hi))
+        throw ValueError("clamp: lo must be <= hi, got lo=" + std::to_string(lo) + " hi=" + std::to_string(hi));
+    Op<T> op("clamp", {x});
+    auto y = op.output(xt::clip(x.value(), lo, hi));
+    return op.record(y, [sx = op.save(x), lo, hi](VjpContext<T>& c, const BasicTensor<T>& g) {
+        const auto& v = c.unpack(sx).value();
+        BasicTensor<T> inside(xt::xarray<T>(xt::cast<T>(v >= lo && v <= hi)));
+        return Grads<T>{g * inside};
+    });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                   \
+    template BasicTensor<T> add(const BasicTensor<T>&, const BasicTensor<T>&);                   \
+    template BasicTensor<T> sub(const BasicTensor<T>&, const BasicTensor<T>&);                   \
+    template BasicTensor<T> mul(const BasicTensor<T>&, const BasicTensor<T>&);                   \
+    template BasicTensor<T> div(const BasicTensor<T>&, const BasicTensor<T>&);                   \
+    template BasicTensor<T> neg(const BasicTensor<T>&);                                          \
+    template BasicTensor<T> add(const BasicTensor<T>&, Scalar<T>);                               \
+    template BasicTensor<T> mul(const BasicTensor<T>&, Scalar<T>);                               \
+    template BasicTensor<T> rsub(Scalar<T>, const BasicTensor<T>&);                              \
+    template BasicTensor<T> rdiv(Scalar<T>, const BasicTensor<T>&);                              \
+    template BasicTensor<T> pow(const BasicTensor<T>&, Scalar<T>);                               \
+    template BasicTensor<T> pow(const BasicTensor<T>&, const BasicTensor<T>&);                   \
+    template BasicTensor<T> maximum(const BasicTensor<T>&, const BasicTensor<T>&);               \
+    template BasicTensor<T> minimum(const BasicTensor<T>&, const BasicTensor<T>&);               \
+    template BasicTensor<T> maximum(const BasicTensor<T>&, Scalar<T>);                           \
+    template BasicTensor<T> minimum(const BasicTensor<T>&, Scalar<T>);                           \
+    template BasicTensor<T> where(const BasicTensor<T>&, const BasicTensor<T>&, const BasicTensor<T>&); \
+    template BasicTensor<T> clamp(const BasicTensor<T>&, Scalar<T>, Scalar<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+
+}  // namespace tapegrad

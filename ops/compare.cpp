@@ -1,0 +1,54 @@
+// Comparisons: 1 where the relation holds, 0 elsewhere. Not differentiable,
+// so the results carry no graph.
+#include <tapegrad/ops/compare.hpp>
+
+#include <xtensor/xoperation.hpp>
+
+#include <tapegrad/core/op.hpp>
+
+namespace tapegrad {
+
+namespace {
+template <class T, class F>
+BasicTensor<T> compare(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, F relation) {
+    detail::check_broadcast(name, a.shape(), b.shape());
+    return BasicTensor<T>(xt::xarray<T>(xt::cast<T>(relation(a.value(), b.value()))));
+}
+}  // namespace
+
+template <class T>
+BasicTensor<T> eq(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
+}
+template <class T>
+BasicTensor<T> ne(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("ne", a, b, [](const auto& x, const auto& y) { return xt::not_equal(x, y); });
+}
+template <class T>
+BasicTensor<T> lt(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("lt", a, b, [](const auto& x, const auto& y) { return x < y; });
+}
+template <class T>
+BasicTensor<T> le(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("le", a, b, [](const auto& x, const auto& y) { return x <= y; });
+}
+template <class T>
+BasicTensor<T> gt(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("gt", a, b, [](const auto& x, const auto& y) { return x > y; });
+}
+template <class T>
+BasicTensor<T> ge(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    return compare("ge", a, b, [](const auto& x, const auto& y) { return x >= y; });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                 \
+    template BasicTensor<T> eq(const BasicTensor<T>&, const BasicTensor<T>&);  \
+    template BasicTensor<T> ne(const BasicTensor<T>&, const BasicTensor<T>&);  \
+    template BasicTensor<T> lt(const BasicTensor<T>&, const BasicTensor<T>&);  \
+    template BasicTensor<T> le(const BasicTensor<T>&, const BasicTensor<T>&);  \
+    template BasicTensor<T> gt(const BasicTensor<T>&, const BasicTensor<T>&);  \
+    template BasicTensor<T> ge(const BasicTensor<T>&, const BasicTensor<T>&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+
+}  // namespace tapegrad

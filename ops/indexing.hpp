@@ -1,0 +1,30 @@
+// Slicing, joining and indexing along an axis.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <tapegrad/core/tensor.hpp>
+
+namespace tapegrad {
+
+using Index = std::vector<std::int64_t>;
+
+// Elements start, start+step, ... < stop along `axis` (negative start/stop
+// count from the end, as in Python; step > 0).
+template <class T>
+BasicTensor<T> slice(const BasicTensor<T>& x, std::ptrdiff_t axis, std::int64_t start, std::int64_t stop,
+                     std::int64_t step = 1);
+template <class T> BasicTensor<T> concat(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis = 0);
+template <class T> BasicTensor<T> stack(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis = 0);
+// Picks whole slices along `axis` by index (indices may repeat; their
+// gradients add up).
+template <class T> BasicTensor<T> index_select(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& indices);
+// out[i][j] = x[i][index[i][j]] along `axis` (numpy take_along_axis): index
+// has x's shape except along `axis`. Used to pick each row's target class.
+template <class T>
+BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& index, const Shape& index_shape);
+// Rows of one-hot vectors, [labels.size(), num_classes]. No gradient.
+template <class T> BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes);
+}  // namespace tapegrad

@@ -1,0 +1,22 @@
+// Matrix products and axis permutations.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include <tapegrad/core/tensor.hpp>
+
+namespace tapegrad {
+
+// Matrix product through BLAS gemm. Operands are 2-D ([m,k] x [k,n]) or
+// batched 3-D ([b,m,k] x [b,k,n]); a 2-D operand is shared by every batch,
+// and a batch of 1 broadcasts. Transposes are handed to BLAS, never copied.
+template <class T> BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTensor<T>& b);
+
+// Reverses the axes, or swaps two of them.
+template <class T> BasicTensor<T> transpose(const BasicTensor<T>& x);
+template <class T> BasicTensor<T> transpose(const BasicTensor<T>& x, std::ptrdiff_t axis0, std::ptrdiff_t axis1);
+// Result axis i is input axis perm[i].
+template <class T> BasicTensor<T> permute(const BasicTensor<T>& x, const std::vector<std::size_t>& perm);
+
+}  // namespace tapegrad

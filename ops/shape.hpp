@@ -1,0 +1,19 @@
+// Ops that change a tensor's shape but not its values: reshape, broadcast,
+// detach. Slicing, joining and indexing live in indexing.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <tapegrad/core/tensor.hpp>
+
+namespace tapegrad {
+
+// One dimension may be -1 (inferred).
+template <class T> BasicTensor<T> reshape(const BasicTensor<T>& x, const std::vector<std::int64_t>& shape);
+template <class T> BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape);
+// Same value, cut from the graph (stop-gradient).
+template <class T> BasicTensor<T> detach(const BasicTensor<T>& x) { return x.detach(); }
+
+}  // namespace tapegrad

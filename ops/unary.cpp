@@ -1,0 +1,108 @@
+// Elementwise functions of one tensor: forward and vector-Jacobian product
+// side by side. Derivatives that are functions of the output (exp, tanh,
+// sqrt) reuse the saved output instead of recomputing.
+#include <tapegrad/ops/unary.hpp>
+
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+
+#include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/arithmetic.hpp>
+
+namespace tapegrad {
+
+using detail::Grads;
+using detail::Op;
+using detail::VjpContext;
+
+template <class T>
+BasicTensor<T> exp(const BasicTensor<T>& x) {
+    Op<T> op("exp", {x});
+    auto y = op.output(xt::exp(x.value()));
+    return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g * c.unpack(sy)};
+    });
+}
+
+template <class T>
+BasicTensor<T> log(const BasicTensor<T>& x) {
+    Op<T> op("log", {x});
+    auto y = op.output(xt::log(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g / c.unpack(sx)};
+    });
+}
+
+template <class T>
+BasicTensor<T> log1p(const BasicTensor<T>& x) {
+    Op<T> op("log1p", {x});
+    auto y = op.output(xt::log1p(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g / (c.unpack(sx) + Scalar<T>(1))};
+    });
+}
+
+template <class T>
+BasicTensor<T> sqrt(const BasicTensor<T>& x) {
+    Op<T> op("sqrt", {x});
+    auto y = op.output(xt::sqrt(x.value()));
+    return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g / (c.unpack(sy) * Scalar<T>(2))};  // 1 / (2 sqrt(x))
+    });
+}
+
+template <class T>
+BasicTensor<T> abs(const BasicTensor<T>& x) {
+    Op<T> op("abs", {x});
+    auto y = op.output(xt::abs(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g * sign(c.unpack(sx))};  // subgradient 0 at 0
+    });
+}
+
+template <class T>
+BasicTensor<T> tanh(const BasicTensor<T>& x) {
+    Op<T> op("tanh", {x});
+    auto y = op.output(xt::tanh(x.value()));
+    return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        auto t = c.unpack(sy);
+        return Grads<T>{g * (Scalar<T>(1) - t * t)};
+    });
+}
+
+template <class T>
+BasicTensor<T> erf(const BasicTensor<T>& x) {
+    Op<T> op("erf", {x});
+    auto y = op.output(xt::erf(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
+        const auto& v = c.unpack(sx);
+        return Grads<T>{g * exp(neg(v * v)) * Scalar<T>(2.0 / std::sqrt(M_PI))};
+    });
+}
+
+template <class T>
+BasicTensor<T> sign(const BasicTensor<T>& x) {
+    return BasicTensor<T>(xt::xarray<T>(xt::sign(x.value())));
+}
+
+template <class T>
+BasicTensor<T> step(const BasicTensor<T>& x) {
+    return BasicTensor<T>(xt::xarray<T>(xt::cast<T>(x.value() > T(0))));
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                          \
+    template BasicTensor<T> exp(const BasicTensor<T>&);   \
+    template BasicTensor<T> log(const BasicTensor<T>&);   \
+    template BasicTensor<T> log1p(const BasicTensor<T>&); \
+    template BasicTensor<T> sqrt(const BasicTensor<T>&);  \
+    template BasicTensor<T> abs(const BasicTensor<T>&);   \
+    template BasicTensor<T> tanh(const BasicTensor<T>&);  \
+    template BasicTensor<T> erf(const BasicTensor<T>&);   \
+    template BasicTensor<T> sign(const BasicTensor<T>&);  \
+    template BasicTensor<T> step(const BasicTensor<T>&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+
+}  // namespace tapegrad
