@@ -55,6 +55,19 @@ void accumulate_leaf(detail::TensorImpl<T>& leaf, BasicTensor<T> contribution, b
     }
 }
 
+struct PauseHooks {
+    Profiler* profiler;
+    bool anomaly;
+    PauseHooks(Profiler* p, bool a) : profiler(p), anomaly(a) {
+        if (profiler) Profiler::exchange_current(nullptr);
+        if (anomaly) set_anomaly_enabled(false);
+    }
+    ~PauseHooks() {
+        if (profiler) Profiler::exchange_current(profiler);
+        if (anomaly) set_anomaly_enabled(true);
+    }
+};
+
 template <class T>
 std::string where_in_graph(const detail::Node<T>& n) {
     return "'" + std::string(n.name) + "' (tape position " + std::to_string(n.seq) + ")";
@@ -146,7 +159,13 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
 
             auto started = profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
             detail::VjpContext<T> ctx(*n, options.create_graph);
-            detail::Grads<T> grads = n->vjp(ctx, g);
+            detail::Grads<T> grads;
+            {
+                // The ops inside a VJP belong to this node: they are timed as
+                // its backward and their values checked as its gradients.
+                PauseHooks pause(profiler, anomaly);
+                grads = n->vjp(ctx, g);
+            }
             if (!options.retain_graph) {
                 n->release();
                 n->released = true;

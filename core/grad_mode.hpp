@@ -4,6 +4,8 @@
 // NoGradGuard never affects another's training.
 #pragma once
 
+#include <cstdint>
+
 namespace tapegrad {
 
 // True when ops record nodes for backward (the default).
@@ -51,5 +53,10 @@ public:
 private:
     bool previous_;
 };
+
+// Number of graph nodes alive in the process: a way to check that a
+// model's graphs are freed (it returns to its old value when the tensors
+// holding a graph go away).
+std::int64_t live_graph_nodes() noexcept;
 
 }  // namespace tapegrad

@@ -76,8 +76,18 @@ void release_node(std::shared_ptr<Node<T>>&& node) noexcept {
     G::draining = false;
 }
 
+namespace {
+std::atomic<std::int64_t> g_live_nodes{0};
+}
+
+template <class T>
+Node<T>::Node() {
+    g_live_nodes.fetch_add(1, std::memory_order_relaxed);
+}
+
 template <class T>
 Node<T>::~Node() {
+    g_live_nodes.fetch_sub(1, std::memory_order_relaxed);
     for (auto& e : inputs) release_node(std::move(e.fn));
 }
 
@@ -151,4 +161,7 @@ TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE
 
 }  // namespace detail
+
+std::int64_t live_graph_nodes() noexcept { return detail::g_live_nodes.load(std::memory_order_relaxed); }
+
 }  // namespace tapegrad

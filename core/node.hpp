@@ -48,6 +48,7 @@ struct Node : std::enable_shared_from_this<Node<T>> {
     BasicTensor<T> pending;  // sum of the gradients flowing in
     bool released = false;
 
+    Node();
     virtual ~Node();
     // One gradient per input (undefined where the input needs none).
     virtual Grads<T> vjp(VjpContext<T>& ctx, const BasicTensor<T>& grad) = 0;

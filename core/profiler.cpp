@@ -13,6 +13,11 @@ thread_local Profiler* t_current = nullptr;
 Profiler::Profiler() : previous_(t_current) { t_current = this; }
 Profiler::~Profiler() { t_current = previous_; }
 Profiler* Profiler::current() noexcept { return t_current; }
+Profiler* Profiler::exchange_current(Profiler* p) noexcept {
+    Profiler* previous = t_current;
+    t_current = p;
+    return previous;
+}
 
 Profiler::Row& Profiler::row(const char* op) {
     for (auto& r : rows_)

@@ -38,6 +38,10 @@ public:
     void add_forward(const char* op, std::uint64_t ns, std::uint64_t saved_bytes);
     void add_backward(const char* op, std::uint64_t ns);
     static Profiler* current() noexcept;
+    // Sets the thread's active profiler, returning the previous one (the
+    // engine pauses profiling while a VJP runs so its inner ops count as
+    // that node's backward time, not as forward calls).
+    static Profiler* exchange_current(Profiler* p) noexcept;
 
 private:
     Row& row(const char* op);

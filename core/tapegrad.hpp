@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tapegrad/core/autograd.hpp>
+#include <tapegrad/core/dot.hpp>
 #include <tapegrad/core/error.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 #include <tapegrad/core/gradcheck.hpp>
