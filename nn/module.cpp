@@ -1,0 +1,128 @@
+#include <tapegrad/nn/module.hpp>
+
+#include <ostream>
+#include <sstream>
+
+namespace tapegrad::nn {
+
+namespace {
+void check_name(const std::string& owner, const std::string& what, const std::string& name) {
+    // A dot would make the dotted names ambiguous; '/' is reserved for
+    // non-parameter entries of checkpoints.
+    if (name.empty() || name.find_first_of("./") != std::string::npos)
+        throw ValueError(owner + ": " + what + " name '" + name + "' must be non-empty and contain no '.' or '/'");
+}
+
+std::string count_note(std::size_t n) {
+    return n ? "  # " + std::to_string(n) + (n == 1 ? " parameter" : " parameters") : "";
+}
+}  // namespace
+
+template <class T>
+void BasicModule<T>::register_parameter(const std::string& name, BasicTensor<T>& slot, BasicTensor<T> init) {
+    check_name(type_name_, "parameter", name);
+    for (const auto& p : params_)
+        if (p.first == name) throw ValueError(type_name_ + ": parameter '" + name + "' registered twice");
+    slot = std::move(init);
+    slot.requires_grad_(true);
+    params_.emplace_back(name, &slot);
+}
+
+template <class T>
+void BasicModule<T>::add_child(const std::string& name, std::shared_ptr<BasicModule> child) {
+    check_name(type_name_, "submodule", name);
+    if (!child) throw ValueError(type_name_ + ": submodule '" + name + "' is null");
+    for (const auto& c : children_)
+        if (c.first == name) throw ValueError(type_name_ + ": submodule '" + name + "' registered twice");
+    child->train(training_);
+    children_.emplace_back(name, std::move(child));
+}
+
+template <class T>
+void BasicModule<T>::collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const {
+    for (const auto& p : params_) out.emplace_back(prefix + p.first, *p.second);
+    for (const auto& c : children_) c.second->collect(prefix + c.first + ".", out);
+}
+
+template <class T>
+std::vector<NamedTensor<T>> BasicModule<T>::named_parameters() const {
+    std::vector<NamedTensor<T>> out;
+    collect("", out);
+    return out;
+}
+
+template <class T>
+std::vector<BasicTensor<T>> BasicModule<T>::parameters() const {
+    std::vector<BasicTensor<T>> out;
+    for (auto& p : named_parameters()) out.push_back(std::move(p.second));
+    return out;
+}
+
+template <class T>
+std::size_t BasicModule<T>::num_parameters() const {
+    std::size_t n = 0;
+    for (const auto& p : named_parameters()) n += p.second.size();
+    return n;
+}
+
+template <class T>
+BasicTensor<T>& BasicModule<T>::parameter(const std::string& name) {
+    for (auto& p : params_)
+        if (p.first == name) return *p.second;
+    auto dot = name.find('.');
+    if (dot != std::string::npos)
+        for (auto& c : children_)
+            if (c.first == name.substr(0, dot)) return c.second->parameter(name.substr(dot + 1));
+    throw ValueError(type_name_ + ": no parameter named '" + name + "'");
+}
+
+template <class T>
+void BasicModule<T>::zero_grad() {
+    for (auto& p : named_parameters()) p.second.zero_grad();
+}
+
+template <class T>
+void BasicModule<T>::train(bool on) {
+    training_ = on;
+    for (auto& c : children_) c.second->train(on);
+}
+
+template <class T>
+void BasicModule<T>::print(std::ostream& os, const std::string& name, int indent) const {
+    const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
+    os << pad << (name.empty() ? "" : "(" + name + "): ") << type_name_ << "(" << extra_repr();
+    if (children_.empty()) {
+        os << ")" << count_note(num_parameters()) << "\n";
+        return;
+    }
+    os << "\n";
+    for (const auto& c : children_) c.second->print(os, c.first, indent + 1);
+    os << pad << ")" << count_note(num_parameters()) << "\n";
+}
+
+template <class T>
+std::string BasicModule<T>::str() const {
+    std::ostringstream os;
+    print(os, "", 0);
+    os << "Total parameters: " << num_parameters() << (training_ ? " (training mode)" : " (evaluation mode)");
+    return os.str();
+}
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const BasicModule<T>& m) {
+    return os << m.str();
+}
+
+Generator& default_generator() {
+    thread_local Generator gen(0);
+    return gen;
+}
+
+void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
+
+template class BasicModule<float>;
+template class BasicModule<double>;
+template std::ostream& operator<<(std::ostream&, const BasicModule<float>&);
+template std::ostream& operator<<(std::ostream&, const BasicModule<double>&);
+
+}  // namespace tapegrad::nn
