@@ -19,7 +19,7 @@ target_include_directories(tapegrad PUBLIC
   $<BUILD_INTERFACE:${TAPEGRAD_BUILD_INCLUDE}>
   $<INSTALL_INTERFACE:include>)
 target_link_libraries(tapegrad PUBLIC xtensor xtensor-blas xsimd Threads::Threads
-                               PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB)
+                               PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB ${CMAKE_DL_LIBS})
 # xsimd makes broadcasting assignment ~30x faster (see shared notes).
 target_compile_definitions(tapegrad PUBLIC XTENSOR_USE_XSIMD)
 # Plain malloc for tensor buffers: 64-byte posix_memalign fragments glibc's heap

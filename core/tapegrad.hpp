@@ -8,6 +8,7 @@
 #include <tapegrad/core/gradcheck.hpp>
 #include <tapegrad/core/profiler.hpp>
 #include <tapegrad/core/tensor.hpp>
+#include <tapegrad/core/threads.hpp>
 #include <tapegrad/ops/arithmetic.hpp>
 #include <tapegrad/ops/compare.hpp>
 #include <tapegrad/ops/indexing.hpp>

@@ -106,6 +106,12 @@ std::pair<Dataset, Dataset> train_validation_split(const Dataset& d, double vali
     return {take_rows(d, fit), take_rows(d, val)};
 }
 
+Dataset head(const Dataset& d, std::size_t n) {
+    std::vector<std::size_t> rows(std::min(n, d.size()));
+    std::iota(rows.begin(), rows.end(), 0);
+    return take_rows(d, rows);
+}
+
 BatchIterator::BatchIterator(const Dataset& d, std::size_t batch_size, Generator& gen, bool shuffle)
     : data_(d), batch_(batch_size), gen_(gen), shuffle_(shuffle) {
     if (batch_size == 0) throw ValueError("BatchIterator: batch size must be at least 1");

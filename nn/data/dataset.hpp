@@ -48,6 +48,9 @@ struct Normalizer {
 // default) into the second dataset.
 std::pair<Dataset, Dataset> train_validation_split(const Dataset& d, double validation_fraction, Generator& gen);
 
+// The first n rows (all of them when n >= d.size()), for quick runs.
+Dataset head(const Dataset& d, std::size_t n);
+
 // Mini-batches in a fresh random order every epoch (batch size 1 is pure
 // SGD). The last batch of an epoch may be smaller.
 class BatchIterator {
