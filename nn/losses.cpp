@@ -1,0 +1,101 @@
+#include <tapegrad/nn/losses.hpp>
+
+#include <limits>
+
+#include <tapegrad/nn/activations.hpp>
+#include <tapegrad/nn/shape_util.hpp>
+#include <tapegrad/ops/arithmetic.hpp>
+#include <tapegrad/ops/reduce.hpp>
+#include <tapegrad/ops/shape.hpp>
+#include <tapegrad/ops/unary.hpp>
+
+namespace tapegrad::nn {
+
+namespace {
+
+template <class T>
+BasicTensor<T> apply_reduction(const BasicTensor<T>& losses, Reduction r) {
+    switch (r) {
+        case Reduction::sum: return sum(losses);
+        case Reduction::none: return losses;
+        case Reduction::mean: break;
+    }
+    return mean(losses);
+}
+
+template <class T>
+void same_shape(const char* loss, const BasicTensor<T>& input, const BasicTensor<T>& target) {
+    if (input.shape() != target.shape())
+        throw ShapeError(std::string(loss) + ": input shape " + shape_string(input.shape()) +
+                         " and target shape " + shape_string(target.shape()) + " differ");
+}
+
+// Checks [batch, classes] against the labels.
+template <class T>
+void check_labels(const char* loss, const BasicTensor<T>& scores, const Index& labels) {
+    if (scores.dim() != 2)
+        throw ShapeError(std::string(loss) + ": input must be [batch, classes], got shape " +
+                         shape_string(scores.shape()));
+    if (labels.size() != scores.shape()[0])
+        throw ShapeError(std::string(loss) + ": input shape " + shape_string(scores.shape()) + " has " +
+                         std::to_string(scores.shape()[0]) + " rows but labels shape is [" +
+                         std::to_string(labels.size()) + "]");
+    const auto classes = static_cast<std::int64_t>(scores.shape()[1]);
+    for (std::size_t i = 0; i < labels.size(); ++i)
+        if (labels[i] < 0 || labels[i] >= classes)
+            throw ValueError(std::string(loss) + ": label " + std::to_string(labels[i]) + " (at position " +
+                             std::to_string(i) + ") is out of range for " + std::to_string(classes) + " classes");
+}
+
+}  // namespace
+
+template <class T>
+BasicTensor<T> mse_loss(const BasicTensor<T>& prediction, const BasicTensor<T>& target, Reduction reduction) {
+    same_shape("mse_loss", prediction, target);
+    auto d = prediction - target;
+    return apply_reduction(d * d, reduction);
+}
+
+template <class T>
+BasicTensor<T> binary_cross_entropy(const BasicTensor<T>& p, const BasicTensor<T>& t, Reduction reduction) {
+    same_shape("binary_cross_entropy", p, t);
+    const T eps = std::numeric_limits<T>::epsilon();
+    auto q = clamp(p, eps, T(1) - eps);
+    auto losses = neg(t * log(q) + (Scalar<T>(1) - t) * log(Scalar<T>(1) - q));
+    return apply_reduction(losses, reduction);
+}
+
+template <class T>
+BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>& z, const BasicTensor<T>& t,
+                                                Reduction reduction) {
+    same_shape("binary_cross_entropy_with_logits", z, t);
+    // -log sigmoid(z) = softplus(-z) and -log(1 - sigmoid(z)) = softplus(z),
+    // so the loss is t softplus(-z) + (1-t) softplus(z) = softplus(z) - z t.
+    return apply_reduction(softplus(z) - z * t, reduction);
+}
+
+template <class T>
+BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Index& labels, Reduction reduction) {
+    check_labels("nll_loss", logp, labels);
+    auto picked = gather(logp, 1, labels, Shape{labels.size(), 1});
+    return apply_reduction(neg(reshape(picked, {-1})), reduction);
+}
+
+template <class T>
+BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Index& labels, Reduction reduction) {
+    check_labels("cross_entropy", logits, labels);
+    auto picked = gather(log_softmax(logits, 1), 1, labels, Shape{labels.size(), 1});
+    return apply_reduction(neg(reshape(picked, {-1})), reduction);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                                   \
+    template BasicTensor<T> mse_loss(const BasicTensor<T>&, const BasicTensor<T>&, Reduction);                  \
+    template BasicTensor<T> binary_cross_entropy(const BasicTensor<T>&, const BasicTensor<T>&, Reduction);      \
+    template BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>&, const BasicTensor<T>&,      \
+                                                             Reduction);                                        \
+    template BasicTensor<T> cross_entropy(const BasicTensor<T>&, const Index&, Reduction);                      \
+    template BasicTensor<T> nll_loss(const BasicTensor<T>&, const Index&, Reduction);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+
+}  // namespace tapegrad::nn
