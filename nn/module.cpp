@@ -66,13 +66,19 @@ std::size_t BasicModule<T>::num_parameters() const {
 }
 
 template <class T>
-BasicTensor<T>& BasicModule<T>::parameter(const std::string& name) {
+BasicTensor<T>* BasicModule<T>::find_parameter(const std::string& name) {
     for (auto& p : params_)
-        if (p.first == name) return *p.second;
+        if (p.first == name) return p.second;
     auto dot = name.find('.');
     if (dot != std::string::npos)
         for (auto& c : children_)
-            if (c.first == name.substr(0, dot)) return c.second->parameter(name.substr(dot + 1));
+            if (c.first == name.substr(0, dot)) return c.second->find_parameter(name.substr(dot + 1));
+    return nullptr;
+}
+
+template <class T>
+BasicTensor<T>& BasicModule<T>::parameter(const std::string& name) {
+    if (auto* p = find_parameter(name)) return *p;
     throw ValueError(type_name_ + ": no parameter named '" + name + "'");
 }
 

@@ -77,6 +77,7 @@ protected:
 
 private:
     void add_child(const std::string& name, std::shared_ptr<BasicModule> child);
+    BasicTensor<T>* find_parameter(const std::string& name);
     void collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const;
     void print(std::ostream& os, const std::string& name, int indent) const;
 

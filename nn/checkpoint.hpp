@@ -1,0 +1,34 @@
+// Checkpoints: a module's parameters, and optionally an optimiser's state,
+// in one numpy .npz file (np.load(path)["layers.0.weight"] works). Saving is
+// atomic: the file is written beside the target and renamed over it.
+//
+// Layout: one array per parameter under its dotted name; optimiser state
+// under "optimizer/<entry>" (see Optimizer::state()).
+//
+// Loading checks everything before changing anything:
+//   - a parameter missing from the file, or an entry the model does not have,
+//     is a ValueError naming it;
+//   - a shape mismatch is a ShapeError naming the parameter and both shapes;
+//   - a float32 file loaded into a float64 model (or the reverse) is a
+//     DtypeError naming the parameter and both dtypes.
+// Values are copied into the existing parameter tensors, so optimisers
+// holding them keep working.
+#pragma once
+
+#include <string>
+
+#include <tapegrad/nn/module.hpp>
+#include <tapegrad/nn/optim.hpp>
+
+namespace tapegrad::nn {
+
+template <class T> void save_checkpoint(const std::string& path, const BasicModule<T>& module);
+template <class T>
+void save_checkpoint(const std::string& path, const BasicModule<T>& module, const Optimizer<T>& optimizer);
+
+// Optimiser entries in the file are ignored by the first form; the second
+// requires them (ValueError if the file has none).
+template <class T> void load_checkpoint(const std::string& path, BasicModule<T>& module);
+template <class T> void load_checkpoint(const std::string& path, BasicModule<T>& module, Optimizer<T>& optimizer);
+
+}  // namespace tapegrad::nn
