@@ -12,6 +12,10 @@ namespace tapegrad {
 // batched 3-D ([b,m,k] x [b,k,n]); a 2-D operand is shared by every batch,
 // and a batch of 1 broadcasts. Transposes are handed to BLAS, never copied.
 template <class T> BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTensor<T>& b);
+// op(a)·op(b), where op transposes the last two axes when its flag is set
+// (x·Wᵀ for a linear layer); the flags go to BLAS, nothing is copied.
+template <class T>
+BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose_a, bool transpose_b);
 
 // Reverses the axes, or swaps two of them.
 template <class T> BasicTensor<T> transpose(const BasicTensor<T>& x);
