@@ -28,6 +28,12 @@ target_compile_definitions(tapegrad PUBLIC XTENSOR_USE_XSIMD)
 target_compile_options(tapegrad PUBLIC "-DXTENSOR_DEFAULT_ALLOCATOR(T)=std::allocator<T>")
 if(TAPEGRAD_NATIVE)
   target_compile_options(tapegrad PUBLIC -march=native)
+  # g++ 12 with AVX-512 miscompiles some constant brace lists of 64-bit
+  # integers ({2, 2, 0, 0} becomes {2, 2, 2, 2}) in its SLP vectoriser.
+  # Loop vectorisation and xsimd are unaffected.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    target_compile_options(tapegrad PUBLIC -fno-tree-slp-vectorize)
+  endif()
 endif()
 target_compile_options(tapegrad PRIVATE -Wall -Wextra -Wno-unused-parameter $<$<CONFIG:Release>:-O3>)
 
