@@ -1,0 +1,97 @@
+// The workloads compared across engines: an MLP training step and a chain
+// of tiny ops (tape overhead). Each engine implements them in its own file:
+//
+//   workloads_tapegrad.cpp  tapegrad tensor ops (matmul, add, maximum, logsumexp,
+//                           gather, mean; SGD under NoGradGuard)
+//   workloads_floor.cpp     hand-placed cblas_sgemm calls plus minimal loops
+//   workloads_torch.cpp     libtorch's C++ API (built only when Torch is found)
+//
+// Every variant trains the same network on the same shapes: Linear layers
+// with ReLU between them, softmax cross-entropy on integer labels (mean
+// over the batch), plain SGD, float32, one fixed random batch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+struct MlpSpec {
+    std::string name;               // e.g. "784-256-256-10_b128"
+    std::vector<std::size_t> sizes;  // {in, hidden..., classes}
+    std::size_t batch = 0;
+
+    std::size_t layers() const { return sizes.size() - 1; }
+    // Parameters (weights and biases), in elements.
+    std::size_t parameters() const;
+    // Multiply-adds of the matrix products, as FLOPs (2 per multiply-add):
+    // forward X·W, backward dW = Xᵀ·dZ and dX = dZ·Wᵀ (skipped for the input).
+    double forward_flops() const;
+    double backward_flops() const;
+    double step_flops() const { return forward_flops() + backward_flops(); }
+};
+
+// The three MLPs of the benchmark suite.
+const std::vector<MlpSpec>& mlp_specs();
+
+// One training step, split in phases so benchmarks can time each.
+class Trainer {
+public:
+    virtual ~Trainer() = default;
+    virtual void forward() = 0;   // up to the scalar loss
+    virtual void backward() = 0;  // gradients of every parameter
+    virtual void update() = 0;    // SGD step, then gradients zeroed
+    virtual float loss() const = 0;
+    void step() {
+        forward();
+        backward();
+        update();
+    }
+};
+
+// A chain of `length` elementwise ops on 4-element tensors, alternating
+// y = y * w and y = y + b (w, b: leaves that require grad), then backward
+// from y with a seed of ones.
+class Chain {
+public:
+    virtual ~Chain() = default;
+    virtual void forward() = 0;
+    virtual void forward_backward() = 0;
+};
+
+constexpr float kLearningRate = 0.01f;
+constexpr std::uint64_t kSeed = 42;
+constexpr int kChainLength = 100;
+
+std::unique_ptr<Trainer> make_tapegrad_trainer(const MlpSpec& spec);
+std::unique_ptr<Trainer> make_floor_trainer(const MlpSpec& spec);
+std::unique_ptr<Chain> make_tapegrad_chain(int length);
+
+// Measures one tapegrad forward with the profiler and returns the bytes its
+// ops saved for backward, excluding parameters (matmul may save the weight:
+// shared with the model, not extra memory).
+std::int64_t tapegrad_saved_activation_bytes(const MlpSpec& spec);
+
+// The thread count every engine uses: OpenBLAS (and libtorch's intra-op
+// pool when linked in).
+void set_threads(int n);
+std::string blas_config();
+
+#ifdef TAPEGRAD_BENCH_HAVE_TORCH
+std::unique_ptr<Trainer> make_torch_trainer(const MlpSpec& spec);
+std::unique_ptr<Chain> make_torch_chain(int length);
+void torch_set_threads(int n);
+std::string torch_version();
+#endif
+
+// Deterministic inputs shared by every engine: a [batch, in] matrix of
+// N(0, 1) values and labels in [0, classes).
+std::vector<float> mlp_inputs(const MlpSpec& spec);
+std::vector<std::int64_t> mlp_labels(const MlpSpec& spec);
+// Initial weights [in, out] (uniform, Xavier bound) and zero biases.
+std::vector<float> mlp_weight(const MlpSpec& spec, std::size_t layer);
+
+}  // namespace bench

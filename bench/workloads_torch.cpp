@@ -1,0 +1,90 @@
+// The workloads written the way a libtorch user writes them: nn::Linear
+// layers, torch::relu, nn::functional::cross_entropy and optim::SGD (whose
+// zero_grad() zero-fills the gradients in 1.13, as tapegrad's zero_grad()
+// does). The weights start equal to the other engines' (Linear keeps them
+// as [out, in], the transpose of ours), so all three report the same losses.
+#include <torch/torch.h>
+
+#include "workloads.hpp"
+
+namespace bench {
+
+namespace {
+
+class TorchTrainer final : public Trainer {
+public:
+    explicit TorchTrainer(const MlpSpec& spec) : spec_(spec) {
+        auto x = mlp_inputs(spec);
+        x_ = torch::from_blob(x.data(), {long(spec.batch), long(spec.sizes.front())}, torch::kFloat32).clone();
+        auto y = mlp_labels(spec);
+        labels_ = torch::from_blob(y.data(), {long(spec.batch)}, torch::kInt64).clone();
+        std::vector<torch::Tensor> params;
+        for (std::size_t l = 0; l < spec.layers(); ++l) {
+            torch::nn::Linear layer(torch::nn::LinearOptions(long(spec.sizes[l]), long(spec.sizes[l + 1])));
+            auto w = mlp_weight(spec, l);
+            torch::NoGradGuard no_grad;
+            layer->weight.copy_(torch::from_blob(w.data(), {long(spec.sizes[l]), long(spec.sizes[l + 1])},
+                                                 torch::kFloat32).t());
+            layer->bias.zero_();
+            params.push_back(layer->weight);
+            params.push_back(layer->bias);
+            layers_.push_back(layer);
+        }
+        sgd_ = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(kLearningRate));
+    }
+
+    void forward() override {
+        torch::Tensor h = x_;
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            h = layers_[l]->forward(h);
+            if (l + 1 < layers_.size()) h = torch::relu(h);
+        }
+        loss_ = torch::nn::functional::cross_entropy(h, labels_);
+    }
+    void backward() override { loss_.backward(); }
+    void update() override {
+        sgd_->step();
+        sgd_->zero_grad();
+    }
+    float loss() const override { return loss_.item<float>(); }
+
+private:
+    MlpSpec spec_;
+    torch::Tensor x_, labels_, loss_;
+    std::vector<torch::nn::Linear> layers_;
+    std::unique_ptr<torch::optim::SGD> sgd_;
+};
+
+class TorchChain final : public Chain {
+public:
+    explicit TorchChain(int length) : length_(length) {
+        x_ = torch::tensor({0.5f, -1.0f, 1.5f, 2.0f});
+        w_ = torch::tensor({1.0f, 0.5f, -1.0f, 0.25f}).requires_grad_(true);
+        b_ = torch::tensor({0.1f, 0.2f, 0.3f, 0.4f}).requires_grad_(true);
+        seed_ = torch::ones({4});
+    }
+    torch::Tensor run() {
+        torch::Tensor y = x_;
+        for (int i = 0; i < length_; ++i) y = (i % 2 == 0) ? y * w_ : y + b_;
+        return y;
+    }
+    void forward() override { (void)run(); }
+    void forward_backward() override { run().backward(seed_); }
+
+private:
+    int length_;
+    torch::Tensor x_, w_, b_, seed_;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainer> make_torch_trainer(const MlpSpec& spec) { return std::make_unique<TorchTrainer>(spec); }
+std::unique_ptr<Chain> make_torch_chain(int length) { return std::make_unique<TorchChain>(length); }
+
+void torch_set_threads(int n) {
+    if (torch::get_num_threads() != n) torch::set_num_threads(n);
+}
+
+std::string torch_version() { return TORCH_VERSION; }
+
+}  // namespace bench
