@@ -144,7 +144,8 @@ TEST_CASE("nn: MLP heads and bad arguments") {
     auto rows = sum(soft(x), {1}).value();
     for (double r : rows) CHECK(r == doctest::Approx(1.0));
     nn::MLP<double> sig({2, 5, 1}, "relu", nn::Head::sigmoid, gen);
-    for (double v : sig(x).value()) CHECK((v > 0 && v < 1));
+    auto probabilities = sig(x).value();  // a copy: the temporary tensor dies here
+    for (double v : probabilities) CHECK((v > 0 && v < 1));
     CHECK_THROWS_AS(nn::MLP<double>({2}, "relu"), ValueError);
     CHECK_THROWS_WITH_AS(nn::MLP<double>({2, 1}, "relux"), doctest::Contains("relux"), ValueError);
 }
