@@ -34,9 +34,12 @@ BasicTensor<T> threshold(const BasicTensor<T>& x, Scalar<T> at) {
 template <class T>
 BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
     // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0.
-    auto e = exp(neg(abs(x)));
+    // |x| is built from the branch taken (x for x >= 0), not from abs(),
+    // whose subgradient 0 at x = 0 would make sigmoid'(0) 0 instead of 1/4.
+    auto nonnegative = ge(x.detach(), constant<T>(0));
+    auto e = exp(neg(where(nonnegative, x, neg(x))));
     auto inv = rdiv(Scalar<T>(1), add(e, Scalar<T>(1)));
-    return where(ge(x.detach(), constant<T>(0)), inv, e * inv);
+    return where(nonnegative, inv, e * inv);
 }
 
 template <class T>

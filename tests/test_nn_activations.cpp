@@ -74,6 +74,29 @@ TEST_CASE("nn: sigmoid values and gradient") {
     REQUIRE(report);
 }
 
+TEST_CASE("nn: smooth activations have the right gradient exactly at 0") {
+    // abs() has subgradient 0 at 0, so a composition through |x| can lose the
+    // derivative there (sigmoid'(0) came out 0 instead of 1/4 before the fix).
+    Tensor64 x({0.0}, true);
+    sum(nn::sigmoid(x)).backward();
+    CHECK(x.grad().item() == doctest::Approx(0.25));
+    using F = std::function<Tensor64(const Tensor64&)>;
+    for (const auto& [name, f] : std::vector<std::pair<const char*, F>>{
+             {"sigmoid", [](const Tensor64& x) { return nn::sigmoid(x); }},
+             {"softplus", [](const Tensor64& x) { return nn::softplus(x); }},
+             {"silu", [](const Tensor64& x) { return nn::silu(x); }},
+             {"swish", [](const Tensor64& x) { return nn::swish(x, 1.7); }},
+             {"tanh", [](const Tensor64& x) { return nn::tanh(x); }},
+             {"elu", [](const Tensor64& x) { return nn::elu(x); }},
+             {"gelu", [](const Tensor64& x) { return nn::gelu(x); }},
+             {"gelu_tanh", [](const Tensor64& x) { return nn::gelu(x, nn::GeluApproximation::tanh); }},
+             {"log_softmax", [](const Tensor64& x) { return nn::log_softmax(x); }}}) {
+        auto report = gradcheck([&](const std::vector<Tensor64>& in) { return f(in[0]); }, {Tensor64({0.0, 0.0, 1.0})});
+        INFO(name << ": " << report.message());
+        REQUIRE(report);
+    }
+}
+
 TEST_CASE("nn: relu and leaky_relu values, left derivative at 0") {
     Tensor64 x({-2.0, 0.0, 3.0}, true);
     check_values(nn::relu(x), {0.0, 0.0, 3.0});
