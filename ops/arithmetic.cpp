@@ -3,6 +3,9 @@
 // to each input's shape.
 #include <tapegrad/ops/arithmetic.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
@@ -96,10 +99,23 @@ BasicTensor<T> rdiv(Scalar<T> a, const BasicTensor<T>& b) {
     });
 }
 
+namespace {
+// x^p elementwise with std::pow. xsimd's vectorised pow with a scalar
+// exponent is wrong at special values (0^0 = 0, 0^-1 = 0, inf^0 = NaN), so
+// pow(x, 0) at x = 0 was 0 (found by the graph fuzzer).
+template <class T>
+xt::xarray<T> pow_elements(const xt::xarray<T>& x, T p) {
+    if (p == T(2)) return x * x;
+    xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
+    std::transform(x.data(), x.data() + x.size(), y.data(), [p](T v) { return std::pow(v, p); });
+    return y;
+}
+}  // namespace
+
 template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, Scalar<T> p) {
     Op<T> op("pow_scalar", {x});
-    auto y = op.output(xt::pow(x.value(), p));
+    auto y = op.output(pow_elements<T>(x.value(), p));
     return op.record(y, [sx = op.save(x), p](VjpContext<T>& c, const BasicTensor<T>& g) {
         if (p == Scalar<T>(0)) return Grads<T>{g * Scalar<T>(0)};
         if (p == Scalar<T>(1)) return Grads<T>{g};

@@ -67,11 +67,23 @@ void require_elements(const char* op, const BasicTensor<T>& x, const Reduction& 
                          detail::shape_str(x.shape()) + ")");
 }
 
+// xtensor's immediate reducers crash (read out of bounds) on an input with no
+// elements, e.g. summing [0, 3] over axis 1; such reductions are done here.
+template <class T>
+BasicTensor<T> reduce_empty(const char* name, const BasicTensor<T>& x, const Reduction& r) {
+    Op<T> op(name, {x});
+    auto y = op.output(xt::xarray<T>(xt::zeros<T>(r.out)));  // a sum of nothing is 0
+    return op.record(y, [in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>&) {
+        return Grads<T>{BasicTensor<T>::zeros(in)};
+    });
+}
+
 }  // namespace
 
 template <class T>
 BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("sum", x.shape_vector(), axes, keepdims);
+    if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
     auto y = op.output(reshaped<T>(xt::sum(x.value(), r.axes, xt::evaluation_strategy::immediate), r.out));
     return op.record(y, [r, in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
@@ -91,6 +103,7 @@ template <class T>
 BasicTensor<T> extreme(const char* name, const BasicTensor<T>& x, const Axes& axes, bool keepdims, bool largest) {
     auto r = plan(name, x.shape_vector(), axes, keepdims);
     require_elements(name, x, r);
+    if (x.size() == 0) return reduce_empty(name, x, r);  // another axis is empty: so is the result
     Op<T> op(name, {x});
     xt::xarray<T> kept = largest ? xt::xarray<T>(xt::amax(x.value(), r.axes, xt::evaluation_strategy::immediate))
                                  : xt::xarray<T>(xt::amin(x.value(), r.axes, xt::evaluation_strategy::immediate));
@@ -119,6 +132,7 @@ template <class T>
 BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("logsumexp", x.shape_vector(), axes, keepdims);
     require_elements("logsumexp", x, r);
+    if (x.size() == 0) return reduce_empty("logsumexp", x, r);
     Op<T> op("logsumexp", {x});
     // Shift by the maximum so exp never overflows; an all -inf slice keeps
     // shift 0 and gives -inf.
