@@ -22,10 +22,12 @@ target_link_libraries(tapegrad PUBLIC xtensor xtensor-blas xsimd Threads::Thread
                                PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB ${CMAKE_DL_LIBS})
 # xsimd makes broadcasting assignment ~30x faster (see shared notes).
 target_compile_definitions(tapegrad PUBLIC XTENSOR_USE_XSIMD)
-# Plain malloc for tensor buffers: 64-byte posix_memalign fragments glibc's heap
-# and made allocation the largest cost of small ops; xsimd uses unaligned
-# loads instead, which cost about the same on current CPUs.
-target_compile_options(tapegrad PUBLIC "-DXTENSOR_DEFAULT_ALLOCATOR(T)=std::allocator<T>")
+# Our xtensor configuration must precede every xtensor include, in our code
+# and in our users' code: it picks a malloc-based allocator that returns
+# 64-byte aligned buffers (fast like malloc, and results that do not depend on
+# where a buffer lies, which posix_memalign and plain malloc could not both
+# give; see the header).
+target_compile_options(tapegrad PUBLIC -include tapegrad/core/xtensor_config.hpp)
 if(TAPEGRAD_NATIVE)
   target_compile_options(tapegrad PUBLIC -march=native)
   # g++ 12 with AVX-512 miscompiles some constant brace lists of 64-bit

@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <tapegrad/core/xtensor_config.hpp>
 #include <xtensor/xarray.hpp>
 
 #include <tapegrad/core/error.hpp>
