@@ -104,7 +104,11 @@ TEST_CASE("core: 100,000 forward passes without backward do not grow memory") {
     for (int i = 0; i < 100000; ++i) recorded += forward().is_leaf() ? 0 : 1;
     CHECK(recorded == 100000);
     CHECK(live_graph_nodes() == nodes_before);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan quarantines freed memory: RSS grows by design
     CHECK(resident_kib() < rss_before + 4096);  // 100k graphs would be hundreds of MiB
+#else
+    (void)rss_before;
+#endif
 }
 
 TEST_CASE("core: the graph of a result is freed when the result goes away") {
