@@ -2,7 +2,7 @@
 // the whole thing, and a derivative with respect to the input used inside
 // the loss.
 //
-//   build/examples/custom_model           # ~2 s; pictures in out/custom_model/
+//   build/examples/custom_model           # under a second; pictures in out/custom_model/
 //   build/examples/custom_model --quick   # the smoke test: fewer steps
 //
 // The task is Sobolev training: fit g(x) to f(x) = sin(3x) AND g'(x) to

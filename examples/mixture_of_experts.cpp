@@ -2,7 +2,7 @@
 // expert MLPs; the two outputs are mixed with gates renormalised by a
 // softmax over the two selected router logits. Trained end to end.
 //
-//   build/examples/mixture_of_experts           # ~10 s; pictures in out/mixture_of_experts/
+//   build/examples/mixture_of_experts           # ~4 s; pictures in out/mixture_of_experts/
 //   build/examples/mixture_of_experts --quick   # the smoke test: fewer points and steps
 //
 // The task lets experts specialise: 2-D inputs come from four clusters, and
@@ -222,6 +222,7 @@ int main(int argc, char** argv) {
     }
 
     try {
+        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
         const auto started = std::chrono::steady_clock::now();
         Generator gen(o.seed);
         const Data train_set = make_data(o.points, gen), test_set = make_data(o.points, gen);

@@ -1,6 +1,6 @@
 // The perceptron learning rule on Fashion-MNIST, then logistic regression.
 //
-//   build/examples/perceptron            # ~15 s on 2 cores; pictures in out/perceptron/
+//   build/examples/perceptron            # ~3 s (full data set); pictures in out/perceptron/
 //   build/examples/perceptron --quick    # the smoke test: 4000 training images
 //
 // The perceptron (Rosenblatt) is y = 1 if w.x + b >= 0 else 0, trained
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     app.add_flag("--quick", o.quick, "Smoke test: 4000 training and 2000 test images");
     CLI11_PARSE(app, argc, argv);
     try {
-        set_num_threads(2);
+        set_num_threads(1);  // the perceptron loop is single-threaded; the matmuls are small
         return run(o);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

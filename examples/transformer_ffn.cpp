@@ -1,6 +1,6 @@
 // The transformer's feed-forward block as a key-value memory.
 //
-//   build/examples/transformer_ffn           # ~15 s; pictures in out/transformer_ffn/
+//   build/examples/transformer_ffn           # ~5 s; pictures in out/transformer_ffn/
 //   build/examples/transformer_ffn --quick   # the smoke test: fewer keys and widths
 //
 // In a transformer, every token's vector x (a row of a [tokens x d] matrix)
@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
     }
 
     try {
+        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
         const auto started = std::chrono::steady_clock::now();
         Generator gen(o.seed);
         // The tokens: random vectors, one row each ([keys x d]). Their target
