@@ -42,7 +42,15 @@ struct Graveyard {
             dead = true;
         }
     };
-    static thread_local Owner owner;
+    // Registers the thread's Owner, which frees the list at thread exit. A
+    // function-local thread_local is constructed (and its destructor
+    // registered) when control first passes here; a thread_local static
+    // member was not reliably, and each thread's list leaked (LeakSanitizer
+    // in tests/test_threads.cpp).
+    static void own_list() {
+        static thread_local Owner owner;
+        (void)owner;
+    }
 };
 template <class T>
 thread_local std::vector<std::shared_ptr<Node<T>>>* Graveyard<T>::list = nullptr;
@@ -50,8 +58,6 @@ template <class T>
 thread_local bool Graveyard<T>::draining = false;
 template <class T>
 thread_local bool Graveyard<T>::dead = false;
-template <class T>
-thread_local typename Graveyard<T>::Owner Graveyard<T>::owner;
 
 template <class T>
 void release_node(std::shared_ptr<Node<T>>&& node) noexcept {
@@ -62,7 +68,7 @@ void release_node(std::shared_ptr<Node<T>>&& node) noexcept {
         return;
     }
     if (!G::list) {
-        (void)&G::owner;  // constructs the owner, which frees the list at thread exit
+        G::own_list();
         G::list = new std::vector<std::shared_ptr<Node<T>>>();
     }
     G::list->push_back(std::move(node));
