@@ -8,6 +8,8 @@
 #include <chrono>
 #include <sstream>
 
+#include <xtensor/xnoalias.hpp>
+
 #include <tapegrad/core/autograd.hpp>
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/op.hpp>
@@ -31,7 +33,7 @@ void accumulate(BasicTensor<T>& grad, BasicTensor<T> contribution, bool create_g
     if (!grad.defined()) {
         grad = std::move(contribution);
     } else if (!create_graph && uniquely_owned(grad) && grad.shape() == contribution.shape()) {
-        grad.mutable_value() += contribution.value();
+        xt::noalias(grad.mutable_value()) += contribution.value();
     } else {
         grad = grad + contribution;
     }
@@ -49,7 +51,7 @@ void accumulate_leaf(detail::TensorImpl<T>& leaf, BasicTensor<T> contribution, b
         grad = uniquely_owned(contribution) ? std::move(contribution)
                                             : BasicTensor<T>(xt::xarray<T>(contribution.value()));
     } else if (!grad.requires_grad() && grad.shape() == contribution.shape()) {
-        grad.mutable_value() += contribution.value();
+        xt::noalias(grad.mutable_value()) += contribution.value();
     } else {
         grad = (grad + contribution).detach();
     }

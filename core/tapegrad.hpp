@@ -5,6 +5,7 @@
 #include <tapegrad/core/dot.hpp>
 #include <tapegrad/core/error.hpp>
 #include <tapegrad/core/grad_mode.hpp>
+#include <tapegrad/core/memory.hpp>
 #include <tapegrad/core/gradcheck.hpp>
 #include <tapegrad/core/profiler.hpp>
 #include <tapegrad/core/tensor.hpp>

@@ -168,13 +168,9 @@ void BasicTensor<T>::set_grad(BasicTensor g) {
 
 template <class T>
 void BasicTensor<T>::zero_grad() {
-    auto& impl = checked();
-    if (!impl.grad.defined()) return;
-    if (impl.grad.requires_grad()) {  // a gradient that is itself on a graph: drop it
-        impl.grad = BasicTensor();
-        return;
-    }
-    impl.grad.mutable_value().fill(T(0));
+    // Dropping the gradient (rather than filling it with zeros) lets the
+    // next backward move its result in instead of adding it to zeros.
+    checked().grad = BasicTensor();
 }
 
 template <class T>

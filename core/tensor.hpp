@@ -119,7 +119,7 @@ public:
     bool is_leaf() const;                          // not produced by a recorded op
     BasicTensor grad() const;                      // undefined until backward reaches it
     void set_grad(BasicTensor g);
-    void zero_grad();  // zero the gradient in place (keeps its buffer)
+    void zero_grad();  // drop the gradient: grad() is undefined until the next backward
     BasicTensor detach() const;  // same value, no graph, no requires_grad
 
     // Backward from this tensor. Without a seed, the tensor must have one

@@ -10,6 +10,7 @@
 // same inputs could differ in the last bit from run to run. This allocator
 // over-allocates from malloc and returns 64-byte aligned memory (the width
 // of an AVX-512 register), so results never depend on where a buffer lies.
+// Freed buffers are kept per thread for reuse (see core/memory.hpp).
 #pragma once
 
 #if defined(XTENSOR_CONFIG_HPP) && !defined(TAPEGRAD_XTENSOR_CONFIG_HPP)
@@ -23,6 +24,13 @@
 #include <new>
 
 namespace tapegrad::detail {
+
+// 64-byte aligned memory from malloc, with a per-thread cache of freed
+// buffers by size (core/memory.cpp): training allocates the same sizes every
+// step, and reusing them avoids malloc and, for large buffers, the page
+// faults of fresh memory.
+void* buffer_allocate(std::size_t bytes);
+void buffer_release(void* p, std::size_t bytes) noexcept;
 
 template <class T>
 struct AlignedAllocator {
@@ -38,18 +46,10 @@ struct AlignedAllocator {
     AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
 
     T* allocate(std::size_t n) {
-        if (n > (SIZE_MAX - alignment) / sizeof(T)) throw std::bad_alloc();
-        void* raw = std::malloc(n * sizeof(T) + alignment);
-        if (!raw) throw std::bad_alloc();
-        // malloc's 16-byte alignment leaves at least 16 bytes before the
-        // aligned address: room to remember the raw pointer.
-        auto aligned = (reinterpret_cast<std::uintptr_t>(raw) + alignment) & ~std::uintptr_t(alignment - 1);
-        reinterpret_cast<void**>(aligned)[-1] = raw;
-        return reinterpret_cast<T*>(aligned);
+        if (n > (SIZE_MAX - 4096) / sizeof(T)) throw std::bad_alloc();
+        return static_cast<T*>(buffer_allocate(n * sizeof(T)));
     }
-    void deallocate(T* p, std::size_t) noexcept {
-        if (p) std::free(reinterpret_cast<void**>(p)[-1]);
-    }
+    void deallocate(T* p, std::size_t n) noexcept { buffer_release(p, n * sizeof(T)); }
 };
 
 template <class T, class U>

@@ -168,7 +168,15 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool gre
     Op<T> op(name, {a});
     auto y = op.output(greater ? xt::xarray<T>(xt::maximum(a.value(), b)) : xt::xarray<T>(xt::minimum(a.value(), b)));
     return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
-        return Grads<T>{g * win_mask<T>(c.unpack(sa).value(), b, greater)};
+        const auto& v = c.unpack(sa).value();
+        if (!c.create_graph()) {  // one pass: g where a wins, g/2 at ties, else 0
+            auto pick = [&](const auto& wins) {
+                return BasicTensor<T>(
+                    xt::xarray<T>(xt::where(wins, g.value(), xt::where(xt::equal(v, b), g.value() * T(0.5), T(0)))));
+            };
+            return Grads<T>{greater ? pick(v > b) : pick(v < b)};
+        }
+        return Grads<T>{g * win_mask<T>(v, b, greater)};
     });
 }
 }  // namespace
@@ -190,7 +198,15 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
     Op<T> op("where", {cond, a, b});
     auto y = op.output(xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value()));
     return op.record(y, [sc = op.save(cond)](VjpContext<T>& c, const BasicTensor<T>& g) {
-        BasicTensor<T> pick(xt::xarray<T>(xt::cast<T>(xt::not_equal(c.unpack(sc).value(), T(0)))));
+        const auto& cv = c.unpack(sc).value();
+        if (!c.create_graph()) {  // one pass per input instead of a mask and a product
+            auto keep = xt::not_equal(cv, T(0));
+            return Grads<T>{BasicTensor<T>(), c.needs(1) ? BasicTensor<T>(xt::xarray<T>(xt::where(keep, g.value(), T(0))))
+                                                         : BasicTensor<T>(),
+                            c.needs(2) ? BasicTensor<T>(xt::xarray<T>(xt::where(keep, T(0), g.value())))
+                                       : BasicTensor<T>()};
+        }
+        BasicTensor<T> pick(xt::xarray<T>(xt::cast<T>(xt::not_equal(cv, T(0)))));
         return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
                         c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
     });
