@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 
 #include <tapegrad/core/grad_mode.hpp>
+#include <tapegrad/core/memory.hpp>
 
 #include "alloc_counter.hpp"
 #include "workloads.hpp"
@@ -70,6 +71,9 @@ Result measure(const std::string& engine, const bench::MlpSpec& spec, long steps
     r.saved = bench::tapegrad_saved_activation_bytes(spec);
     r.reference = 2 * r.params + r.saved;
 
+    // tapegrad keeps freed tensor buffers for reuse; start each measurement
+    // with that cache empty, so the buffers it holds count as heap in use.
+    tapegrad::release_cached_memory();
     bench::alloc_counting(true);  // from here on every byte is accounted for
     auto t = make(engine, spec);
     t->forward();
