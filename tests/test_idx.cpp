@@ -250,8 +250,13 @@ TEST_CASE("idx: corpus replay") {
         CAPTURE(name);
         ++files;
         try {
-            read_idx(entry.path().string());
+            const IdxArray a = read_idx(entry.path().string());
             CHECK(name.rfind("ok_", 0) == 0);
+            // What loads also writes back unchanged (the fuzz_idx property).
+            TempDir tmp;
+            write_idx(tmp / "copy.idx", a);
+            const IdxArray b = read_idx(tmp / "copy.idx");
+            CHECK((b.type == a.type && b.shape == a.shape && b.bytes == a.bytes));
         } catch (const IoError& e) {
             const std::string msg = e.what();
             CAPTURE(msg);

@@ -299,11 +299,14 @@ void write_idx(const std::string& path, const IdxArray& array, bool gzip) {
     if (array.shape.empty() || array.shape.size() > kMaxDims)
         throw ValueError("write_idx: '" + path + "': IDX needs 1 to 8 dimensions, got shape " +
                          shape_str(array.shape));
-    std::uint64_t count = 1;
+    // A shape with a zero dimension holds no elements, however large the
+    // other dimensions are (the reader accepts such files; found by fuzz_idx).
+    const bool empty = std::find(array.shape.begin(), array.shape.end(), std::size_t{0}) != array.shape.end();
+    std::uint64_t count = empty ? 0 : 1;
     for (std::size_t d : array.shape) {
-        if (d > std::numeric_limits<std::uint32_t>::max() || (d != 0 && count > kMaxDataBytes / d))
+        if (d > std::numeric_limits<std::uint32_t>::max() || (!empty && count > kMaxDataBytes / d))
             throw ValueError("write_idx: '" + path + "': shape " + shape_str(array.shape) + " is too large for IDX");
-        count *= d;
+        if (!empty) count *= d;
     }
     if (count * width != array.bytes.size())
         throw ValueError("write_idx: '" + path + "': shape " + shape_str(array.shape) + " of " +
