@@ -10,36 +10,11 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 
 namespace {
-
-// A shape as text, for CAPTURE.
-std::string str(const Shape& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
-Tensor64 uniform(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
-    Generator gen(seed);
-    return Tensor64::rand(shape, gen, lo, hi);
-}
-
-template <class E, class F>
-void expect_error(F&& f, std::initializer_list<const char*> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    }
-    INFO("message: " << message);
-    REQUIRE(thrown);
-    for (const char* p : parts) CHECK(message.find(p) != std::string::npos);
-}
 
 // Element (i, j) of op(matrix `batch`) of t, where op transposes when asked
 // and a 2-D or batch-of-1 tensor is the same matrix in every batch.
@@ -75,19 +50,6 @@ Shape stored(std::size_t batch, std::size_t rows, std::size_t cols, bool transpo
 }
 
 }  // namespace
-
-#define REQUIRE_GRADCHECK(f, inputs)              \
-    do {                                          \
-        auto report_ = gradcheck(f, inputs);      \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
-#define REQUIRE_GRADGRADCHECK(f, inputs)          \
-    do {                                          \
-        auto report_ = gradgradcheck(f, inputs);  \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
 
 TEST_CASE("ops: matmul forward values") {
     Tensor64 a({{1.0, 2.0}, {3.0, 4.0}}), b({{5.0, 6.0}, {7.0, 8.0}});

@@ -7,42 +7,11 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 
 namespace {
-
-// A shape as text, for CAPTURE.
-std::string str(const Shape& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
-Tensor64 uniform(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
-    Generator gen(seed);
-    return Tensor64::rand(shape, gen, lo, hi);
-}
-
-void expect_values(const Tensor64& t, const Shape& shape, const std::vector<double>& want) {
-    REQUIRE(t.shape_vector() == shape);
-    REQUIRE(t.size() == want.size());
-    for (std::size_t i = 0; i < want.size(); ++i) CHECK(t.value().data()[i] == doctest::Approx(want[i]));
-}
-
-template <class E, class F>
-void expect_error(F&& f, std::initializer_list<const char*> parts) {
-    std::string message;
-    bool thrown = false;
-    try {
-        f();
-    } catch (const E& e) {
-        thrown = true;
-        message = e.what();
-    }
-    INFO("message: " << message);
-    REQUIRE(thrown);
-    for (const char* p : parts) CHECK(message.find(p) != std::string::npos);
-}
 
 using Reducer = BasicTensor<double> (*)(const BasicTensor<double>&, const Axes&, bool);
 
@@ -57,19 +26,6 @@ const std::vector<AxesCase> kAxes = {
 };
 
 }  // namespace
-
-#define REQUIRE_GRADCHECK(f, inputs)              \
-    do {                                          \
-        auto report_ = gradcheck(f, inputs);      \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
-#define REQUIRE_GRADGRADCHECK(f, inputs)          \
-    do {                                          \
-        auto report_ = gradgradcheck(f, inputs);  \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
 
 TEST_CASE("ops: reductions forward values") {
     Tensor64 x({{1.0, 5.0, 3.0}, {4.0, 2.0, 6.0}});

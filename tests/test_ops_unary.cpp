@@ -9,21 +9,11 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 
 namespace {
-
-// A shape as text, for CAPTURE.
-std::string str(const Shape& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
-Tensor64 uniform(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
-    Generator gen(seed);
-    return Tensor64::rand(shape, gen, lo, hi);
-}
 
 const std::vector<Shape> kShapes = {{}, {4}, {2, 3}};
 
@@ -35,19 +25,6 @@ struct UnaryCase {
 };
 
 }  // namespace
-
-#define REQUIRE_GRADCHECK(f, inputs)              \
-    do {                                          \
-        auto report_ = gradcheck(f, inputs);      \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
-#define REQUIRE_GRADGRADCHECK(f, inputs)          \
-    do {                                          \
-        auto report_ = gradgradcheck(f, inputs);  \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
-    } while (0)
 
 TEST_CASE("ops: unary functions - values, gradients and second derivatives") {
     const std::vector<UnaryCase> cases = {

@@ -1,0 +1,66 @@
+// Helpers shared by the op test files: random inputs, value checks, error
+// checks and gradcheck assertions that print the report when they fail.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <tapegrad/tapegrad.hpp>
+
+namespace op_test {
+
+using namespace tapegrad;
+
+// A shape as text, for CAPTURE.
+inline std::string str(const Shape& s) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
+}
+
+inline Tensor64 uniform(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {
+    Generator gen(seed);
+    return Tensor64::rand(shape, gen, lo, hi);
+}
+
+inline void expect_values(const Tensor64& t, const Shape& shape, const std::vector<double>& want) {
+    REQUIRE(t.shape_vector() == shape);
+    REQUIRE(t.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(t.value().data()[i] == doctest::Approx(want[i]));
+}
+
+// Runs f, expecting an E whose message contains every part.
+template <class E, class F>
+void expect_error(F&& f, std::initializer_list<const char*> parts) {
+    std::string message;
+    bool thrown = false;
+    try {
+        f();
+    } catch (const E& e) {
+        thrown = true;
+        message = e.what();
+    }
+    INFO("message: " << message);
+    REQUIRE(thrown);
+    for (const char* p : parts) CHECK(message.find(p) != std::string::npos);
+}
+
+}  // namespace op_test
+
+using namespace op_test;
+
+#define REQUIRE_GRADCHECK(f, inputs)              \
+    do {                                          \
+        auto report_ = gradcheck(f, inputs);      \
+        INFO(report_.message());                  \
+        REQUIRE(report_);                         \
+    } while (0)
+#define REQUIRE_GRADGRADCHECK(f, inputs)          \
+    do {                                          \
+        auto report_ = gradgradcheck(f, inputs);  \
+        INFO(report_.message());                  \
+        REQUIRE(report_);                         \
+    } while (0)
