@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <tapegrad/nn/data/npz.hpp>
@@ -148,4 +150,31 @@ TEST_CASE("nn: a float32 checkpoint loaded into a float64 model is a DtypeError"
     CHECK_THROWS_WITH_AS(nn::load_checkpoint(tmp.file("f32.npz"), model64),
                          doctest::Contains("parameter 'weight' is stored as <f4 but the model is float64"), DtypeError);
     CHECK_THROWS_AS(nn::load_checkpoint(tmp.file("absent.npz"), model64), IoError);
+}
+
+TEST_CASE("nn: numpy reads a checkpoint with the same names and values") {
+    // Debian's python3 with python3-numpy (scripts/setup installs both).
+    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+        MESSAGE("skipped: /usr/bin/python3 with numpy is not installed");
+        return;
+    }
+    TempDir tmp;
+    auto model = mlp({2, 3, 1}, 2);
+    nn::save_checkpoint(tmp.file("m.npz"), *model);
+    const auto w = model->parameter("layers.0.weight").value();
+    // numpy prints the weight's shape and the sum of its elements.
+    const std::string out = tmp.file("numpy.txt");
+    const std::string cmd = "/usr/bin/python3 -c \"import numpy; a = numpy.load('" + tmp.file("m.npz") +
+                            "')['layers.0.weight']; print(a.dtype, a.shape, repr(float(a.astype('float64').sum())))\" > " +
+                            out;
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(out);
+    std::string dtype, shape0, shape1;
+    double total = 0;
+    in >> dtype >> shape0 >> shape1 >> total;
+    CHECK(dtype == "float32");
+    CHECK(shape0 + shape1 == "(2,3)");
+    double want = 0;
+    for (float v : w) want += v;
+    CHECK(total == doctest::Approx(want).epsilon(1e-12));
 }
