@@ -1,6 +1,8 @@
 // Tests of the IDX (MNIST format) reader and writer.
 #include <doctest/doctest.h>
 
+#include "file_test_util.hpp"
+
 #include <tapegrad/core/error.hpp>
 #include <tapegrad/nn/data/idx.hpp>
 
@@ -21,6 +23,8 @@ using namespace tapegrad::data;
 
 namespace {
 
+using namespace file_test;
+
 // A fresh folder per test case, removed at the end.
 struct TempDir {
     fs::path dir;
@@ -37,17 +41,6 @@ struct TempDir {
     std::string operator/(const std::string& name) const { return (dir / name).string(); }
 };
 
-using Bytes = std::vector<unsigned char>;
-
-void write_bytes(const std::string& path, const Bytes& b) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
-
-Bytes read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return Bytes(std::istreambuf_iterator<char>(in), {});
-}
-
 // The IoError message read_idx gives for `path`, or a marker if it loads.
 std::string idx_error(const std::string& path) {
     try {
@@ -57,8 +50,6 @@ std::string idx_error(const std::string& path) {
     }
     return "<loaded without error>";
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A valid plain IDX file: uint8, shape (2, 3), values 0..5.
 Bytes small_u8_file() { return {0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1, 2, 3, 4, 5}; }

@@ -1,6 +1,8 @@
 // Tests of the numpy .npz reader and the atomic .npz writer.
 #include <doctest/doctest.h>
 
+#include "file_test_util.hpp"
+
 #include <tapegrad/core/error.hpp>
 #include <tapegrad/nn/data/npz.hpp>
 
@@ -24,6 +26,8 @@ using namespace tapegrad::data;
 
 namespace {
 
+using namespace file_test;
+
 struct TempDir {
     fs::path dir;
     TempDir() {
@@ -45,17 +49,6 @@ struct TempDir {
     }
 };
 
-using Bytes = std::vector<unsigned char>;
-
-void write_bytes(const std::string& path, const Bytes& b) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
-
-Bytes read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return Bytes(std::istreambuf_iterator<char>(in), {});
-}
-
 std::string npz_error(const std::string& path) {
     try {
         load_npz(path);
@@ -64,8 +57,6 @@ std::string npz_error(const std::string& path) {
     }
     return "<loaded without error>";
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<NpyArray> sample_arrays() {
     return {NpyArray::from_floats("w", {2, 3}, {0, 1, 2, 3, 4, 5}),
