@@ -25,22 +25,6 @@ namespace {
 
 using namespace file_test;
 
-// A fresh folder per test case, removed at the end.
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        std::random_device rd;
-        const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-        dir = fs::temp_directory_path() / ("tapegrad_idx_" + std::to_string(rd()) + "_" + std::to_string(tick));
-        fs::create_directories(dir);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-};
-
 // The IoError message read_idx gives for `path`, or a marker if it loads.
 std::string idx_error(const std::string& path) {
     try {
@@ -57,7 +41,7 @@ Bytes small_u8_file() { return {0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1, 2, 
 }  // namespace
 
 TEST_CASE("idx: uint8 round trip, plain and gzip") {
-    TempDir tmp;
+    TempDir tmp("idx");
     std::mt19937 rng(7);
     std::vector<std::uint8_t> pixels(3 * 4 * 5);
     for (auto& p : pixels) p = static_cast<std::uint8_t>(rng());
@@ -82,7 +66,7 @@ TEST_CASE("idx: uint8 round trip, plain and gzip") {
 }
 
 TEST_CASE("idx: multi-byte types are big-endian on disk and round trip") {
-    TempDir tmp;
+    TempDir tmp("idx");
     const IdxArray f = IdxArray::from_floats({2, 2}, {1.0f, -2.5f, 3.25f, 1e-3f});
     write_idx(tmp / "f.idx", f);
     const Bytes raw = read_bytes(tmp / "f.idx");
@@ -112,7 +96,7 @@ TEST_CASE("idx: multi-byte types are big-endian on disk and round trip") {
 }
 
 TEST_CASE("idx: zero-length dimension and int32 labels") {
-    TempDir tmp;
+    TempDir tmp("idx");
     write_idx(tmp / "empty.idx", IdxArray::from_u8({0, 28, 28}, {}));
     const IdxArray e = read_idx(tmp / "empty.idx");
     CHECK(e.shape == std::vector<std::size_t>{0, 28, 28});
@@ -123,7 +107,7 @@ TEST_CASE("idx: zero-length dimension and int32 labels") {
 }
 
 TEST_CASE("idx: write_idx refuses inconsistent arrays") {
-    TempDir tmp;
+    TempDir tmp("idx");
     IdxArray bad = IdxArray::from_u8({2, 2}, {1, 2, 3, 4});
     bad.bytes.pop_back();
     CHECK_THROWS_AS(write_idx(tmp / "bad.idx", bad), ValueError);
@@ -134,7 +118,7 @@ TEST_CASE("idx: write_idx refuses inconsistent arrays") {
 }
 
 TEST_CASE("idx: each corruption gives an IoError naming the file and the reason") {
-    TempDir tmp;
+    TempDir tmp("idx");
     const Bytes good = small_u8_file();
     auto check = [&](const std::string& name, const Bytes& content, const std::string& reason) {
         const std::string path = tmp / name;
@@ -165,7 +149,7 @@ TEST_CASE("idx: each corruption gives an IoError naming the file and the reason"
 }
 
 TEST_CASE("idx: corrupt and truncated gzip streams") {
-    TempDir tmp;
+    TempDir tmp("idx");
     const std::string path = tmp / "img.idx.gz";
     write_idx(path, IdxArray::from_u8({4, 50}, std::vector<std::uint8_t>(200, 3)), true);
     const Bytes gz = read_bytes(path);
@@ -188,7 +172,7 @@ TEST_CASE("idx: corrupt and truncated gzip streams") {
 }
 
 TEST_CASE("idx: no input crashes the reader (truncations and byte flips)") {
-    TempDir tmp;
+    TempDir tmp("idx");
     const std::string plain = tmp / "p.idx", gz = tmp / "g.idx.gz", probe = tmp / "probe";
     write_idx(plain, IdxArray::from_floats({2, 3}, {1, 2, 3, 4, 5, 6}));
     write_idx(gz, IdxArray::from_u8({3, 7}, std::vector<std::uint8_t>(21, 9)), true);
@@ -244,7 +228,7 @@ TEST_CASE("idx: corpus replay") {
             const IdxArray a = read_idx(entry.path().string());
             CHECK(name.rfind("ok_", 0) == 0);
             // What loads also writes back unchanged (the fuzz_idx property).
-            TempDir tmp;
+            TempDir tmp("idx");
             write_idx(tmp / "copy.idx", a);
             const IdxArray b = read_idx(tmp / "copy.idx");
             CHECK((b.type == a.type && b.shape == a.shape && b.bytes == a.bytes));

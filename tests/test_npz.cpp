@@ -28,27 +28,6 @@ namespace {
 
 using namespace file_test;
 
-struct TempDir {
-    fs::path dir;
-    TempDir() {
-        std::random_device rd;
-        const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-        dir = fs::temp_directory_path() / ("tapegrad_npz_" + std::to_string(rd()) + "_" + std::to_string(tick));
-        fs::create_directories(dir);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string operator/(const std::string& name) const { return (dir / name).string(); }
-    std::vector<std::string> listing() const {
-        std::vector<std::string> names;
-        for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
-
 std::string npz_error(const std::string& path) {
     try {
         load_npz(path);
@@ -75,7 +54,7 @@ struct FailAfter {
 }  // namespace
 
 TEST_CASE("npz: round trip of every supported dtype") {
-    TempDir tmp;
+    TempDir tmp("npz");
     const auto arrays = sample_arrays();
     save_npz(tmp / "m.npz", arrays);
     const auto back = load_npz(tmp / "m.npz");
@@ -102,7 +81,7 @@ TEST_CASE("npz: round trip of every supported dtype") {
 }
 
 TEST_CASE("npz: .npy headers follow the v1.0 layout") {
-    TempDir tmp;
+    TempDir tmp("npz");
     save_npz(tmp / "one.npz", {NpyArray::from_floats("x", {3}, {1, 2, 3})});
     const Bytes raw = read_bytes(tmp / "one.npz");
     const std::string s(raw.begin(), raw.end());
@@ -129,7 +108,7 @@ TEST_CASE("npz: typed access checks the dtype") {
 }
 
 TEST_CASE("npz: invalid arrays are refused before the old file is touched") {
-    TempDir tmp;
+    TempDir tmp("npz");
     const std::string path = tmp / "model.npz";
     save_npz(path, sample_arrays());
     const Bytes before = read_bytes(path);
@@ -149,7 +128,7 @@ TEST_CASE("npz: invalid arrays are refused before the old file is touched") {
 }
 
 TEST_CASE("npz: a failure in the middle of a save leaves the old file intact") {
-    TempDir tmp;
+    TempDir tmp("npz");
     const std::string path = tmp / "model.npz";
     save_npz(path, sample_arrays());
     const Bytes before = read_bytes(path);
@@ -176,7 +155,7 @@ TEST_CASE("npz: a failure in the middle of a save leaves the old file intact") {
 }
 
 TEST_CASE("npz: corruption gives an IoError naming the file, member and reason") {
-    TempDir tmp;
+    TempDir tmp("npz");
     const std::string path = tmp / "m.npz";
     save_npz(path, {NpyArray::from_floats("w", {4}, {1, 2, 3, 4})});
     const Bytes good = read_bytes(path);
@@ -207,7 +186,7 @@ TEST_CASE("npz: corruption gives an IoError naming the file, member and reason")
 }
 
 TEST_CASE("npz: no input crashes the reader (truncations and byte flips)") {
-    TempDir tmp;
+    TempDir tmp("npz");
     const std::string src = tmp / "m.npz", probe = tmp / "probe.npz";
     save_npz(src, {NpyArray::from_floats("w", {2, 2}, {1, 2, 3, 4}), NpyArray::from_int64("n", {1}, {5})});
     const Bytes good = read_bytes(src);
