@@ -1,7 +1,7 @@
 // The workloads written with tapegrad's tensor ops, the way a user would
 // write them without nn/: matmul, + bias, maximum(z, 0) for ReLU, softmax
 // cross-entropy as mean(logsumexp(z) - z[label]), and SGD under NoGradGuard
-// through mutable_value().
+// through modify().
 #include <xtensor/xnoalias.hpp>
 
 #include <tapegrad/tapegrad.hpp>
@@ -45,7 +45,7 @@ public:
         tapegrad::NoGradGuard no_grad;
         for (auto* params : {&weights_, &biases_})
             for (auto& p : *params) {
-                xt::noalias(p.mutable_value()) -= kLearningRate * p.grad().value();
+                p.modify([&](auto& v) { xt::noalias(v) -= kLearningRate * p.grad().value(); });
                 p.zero_grad();
             }
     }

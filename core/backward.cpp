@@ -15,6 +15,7 @@
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/arithmetic.hpp>
 #include <tapegrad/ops/reduce.hpp>
+#include <tapegrad/ops/shape.hpp>
 
 namespace tapegrad {
 
@@ -22,40 +23,46 @@ namespace {
 
 std::atomic<std::uint64_t> g_backward_pass{0};
 
+// Nobody else can see t's buffer: no other handle, no view, no saved copy.
+// Only then may a gradient be written in place.
 template <class T>
-bool uniquely_owned(const BasicTensor<T>& t) {
-    return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1 && !t.grad_fn();
+bool sole_owner(const BasicTensor<T>& t) {
+    return t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1;
 }
 
-// grad += contribution, in place when nothing else can see the buffer.
+// t with a buffer of its own. Under create_graph a copy stays on the graph
+// (clone) so it can be differentiated again; otherwise gradients carry no
+// graph.
 template <class T>
-void accumulate(BasicTensor<T>& grad, BasicTensor<T> contribution, bool create_graph) {
-    if (!grad.defined()) {
-        grad = std::move(contribution);
-    } else if (!create_graph && uniquely_owned(grad) && grad.shape() == contribution.shape()) {
-        xt::noalias(grad.mutable_value()) += contribution.value();
+BasicTensor<T> own(BasicTensor<T> t, bool create_graph) {
+    if (create_graph && t.requires_grad()) return sole_owner(t) ? t : clone(t);
+    if (sole_owner(t) && !t.grad_fn()) return t;
+    return BasicTensor<T>(xt::xarray<T>(t.value()));
+}
+
+template <class T>
+void add_in_place(BasicTensor<T>& sum, const BasicTensor<T>& contribution) {
+    xt::noalias(sum.impl()->storage->data) += contribution.value();
+}
+
+// sum += contribution: in place when nothing else can see sum's buffer,
+// otherwise into a new tensor (copy on write).
+template <class T>
+void accumulate(BasicTensor<T>& sum, BasicTensor<T> contribution, bool create_graph) {
+    if (!sum.defined()) {
+        sum = std::move(contribution);
+    } else if (!create_graph && sole_owner(sum) && !sum.grad_fn() && sum.shape() == contribution.shape()) {
+        add_in_place(sum, contribution);
     } else {
-        grad = grad + contribution;
+        sum = sum + contribution;
     }
 }
 
-// A leaf's .grad persists across backward calls (accumulates until zeroed),
-// so it must own its buffer: a contribution that others may still see is
-// copied once.
-template <class T>
-void accumulate_leaf(detail::TensorImpl<T>& leaf, BasicTensor<T> contribution, bool create_graph) {
-    auto& grad = leaf.grad;
-    if (create_graph) {
-        grad = grad.defined() ? grad + contribution : contribution;
-    } else if (!grad.defined()) {
-        grad = uniquely_owned(contribution) ? std::move(contribution)
-                                            : BasicTensor<T>(xt::xarray<T>(contribution.value()));
-    } else if (!grad.requires_grad() && grad.shape() == contribution.shape()) {
-        xt::noalias(grad.mutable_value()) += contribution.value();
-    } else {
-        grad = (grad + contribution).detach();
-    }
-}
+struct GradModeScope {
+    bool previous = grad_enabled();
+    explicit GradModeScope(bool on) { set_grad_enabled(on); }
+    ~GradModeScope() { set_grad_enabled(previous); }
+};
 
 struct PauseHooks {
     Profiler* profiler;
@@ -75,11 +82,12 @@ std::string where_in_graph(const detail::Node<T>& n) {
     return "'" + std::string(n.name) + "' (tape position " + std::to_string(n.seq) + ")";
 }
 
-// Where gradients go: into the leaves' .grad (backward), or, for grad(),
-// only into the slots of the requested tensors.
+// Where gradients go: into .grad of the leaves (and of retain_grad()
+// tensors) for backward(), or only into the slots of the requested tensors
+// for grad().
 template <class T>
 struct Targets {
-    const std::vector<BasicTensor<T>>* wrt = nullptr;
+    const std::vector<BasicTensor<T>>* wrt = nullptr;  // distinct tensors
     std::vector<BasicTensor<T>>* out = nullptr;
 
     // Slot of a tensor given by its impl or by the node that produced it.
@@ -95,14 +103,55 @@ struct Targets {
     }
 };
 
+// Gradients bound for .grad wait here until the whole pass has succeeded: a
+// backward that throws part-way leaves every .grad as it was.
 template <class T>
-void deliver_to_leaf(const Targets<T>& targets, detail::TensorImpl<T>& leaf, BasicTensor<T> g, bool create_graph) {
-    if (!targets.wrt) {
-        accumulate_leaf(leaf, std::move(g), create_graph);
-    } else if (auto* slot = targets.slot(&leaf)) {
-        accumulate(*slot, std::move(g), create_graph);
+class Staged {
+public:
+    explicit Staged(std::uint64_t pass) : pass_(pass) {}
+
+    void add(std::shared_ptr<detail::TensorImpl<T>> t, BasicTensor<T> g, bool create_graph) {
+        if (t->staged_pass > pass_) {  // a backward nested in a VJP staged it since: look it up
+            for (std::size_t i = 0; i < items_.size(); ++i)
+                if (items_[i].tensor == t) {
+                    t->staged_pass = pass_;
+                    t->staged_index = i;
+                }
+        }
+        if (t->staged_pass == pass_) {
+            accumulate(items_[t->staged_index].grad, std::move(g), create_graph);
+            return;
+        }
+        t->staged_pass = pass_;
+        t->staged_index = items_.size();
+        items_.push_back({std::move(t), std::move(g)});
     }
-}
+
+    // .grad += staged, for every tensor. Everything that can throw (new
+    // buffers, recorded sums) happens before the first .grad changes.
+    void commit(bool create_graph) {
+        for (auto& item : items_) {
+            auto& grad = item.tensor->grad;
+            item.in_place = !create_graph && grad.defined() && sole_owner(grad) && !grad.grad_fn() &&
+                            grad.shape() == item.grad.shape();
+            if (item.in_place) continue;
+            item.grad = grad.defined() ? own(grad + item.grad, create_graph) : own(std::move(item.grad), create_graph);
+        }
+        for (auto& item : items_) {
+            if (item.in_place) add_in_place(item.tensor->grad, item.grad);
+            else item.tensor->grad = std::move(item.grad);
+        }
+    }
+
+private:
+    struct Item {
+        std::shared_ptr<detail::TensorImpl<T>> tensor;
+        BasicTensor<T> grad;
+        bool in_place = false;
+    };
+    std::uint64_t pass_;
+    std::vector<Item> items_;
+};
 
 template <class T>
 void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, BackwardOptions options,
@@ -114,23 +163,29 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
     if (seed.shape() != root.shape())
         throw ShapeError("backward: the seed gradient has shape " + detail::shape_str(seed.shape()) +
                          " but the tensor has shape " + detail::shape_str(root.shape()));
+    const std::uint64_t pass = g_backward_pass.fetch_add(1, std::memory_order_relaxed) + 1;
+    // Without create_graph the VJPs run unrecorded, at plain xtensor cost.
+    GradModeScope mode(options.create_graph);
+    Staged<T> staged(pass);
+
     if (!root.grad_fn()) {
-        deliver_to_leaf(targets, *root.impl(), seed, options.create_graph);
+        if (targets.wrt) {
+            if (auto* slot = targets.slot(root.impl().get())) accumulate(*slot, seed, options.create_graph);
+        } else {
+            staged.add(root.impl(), seed, options.create_graph);
+            staged.commit(options.create_graph);
+        }
         return;
     }
 
-    // Collect every node that reaches the root (iteratively).
-    const std::uint64_t pass = g_backward_pass.fetch_add(1, std::memory_order_relaxed) + 1;
+    // Collect every node that reaches the root (iteratively), in reverse
+    // tape order.
     std::vector<detail::Node<T>*> order;
     std::vector<detail::Node<T>*> stack{root.grad_fn().get()};
     root.grad_fn()->mark = pass;
     while (!stack.empty()) {
         auto* n = stack.back();
         stack.pop_back();
-        if (n->released)
-            throw GraphError("backward: the graph through " + where_in_graph(*n) +
-                             " was already released by an earlier backward; pass "
-                             "BackwardOptions{/*retain_graph=*/true} to the first backward to run backward twice");
         order.push_back(n);
         for (auto& e : n->inputs)
             if (e.fn && e.fn->mark != pass) {
@@ -140,12 +195,24 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
     }
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seq > b->seq; });
 
-    // Without create_graph the VJPs run unrecorded, at plain xtensor cost.
-    struct ModeRestore {
-        bool previous = grad_enabled();
-        ~ModeRestore() { set_grad_enabled(previous); }
-    } restore;
-    set_grad_enabled(options.create_graph);
+    // grad() runs only the nodes between the root and a requested tensor:
+    // walking up the tape, a node is needed when one of its inputs is
+    // requested or is needed itself.
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        auto* n = *it;
+        n->needed = !targets.wrt;
+        for (auto& e : n->inputs) {
+            if (n->needed) break;
+            if (e.fn) n->needed = e.fn->needed || targets.slot(e.fn.get());
+            else if (auto leaf = e.leaf.lock()) n->needed = targets.slot(leaf.get()) != nullptr;
+        }
+    }
+    for (auto* n : order)
+        if (n->needed && n->released)
+            throw GraphError("backward: the graph through " + where_in_graph(*n) +
+                             " was already released by an earlier backward; pass "
+                             "BackwardOptions{/*retain_graph=*/true} to the first backward to run backward twice");
+
     const bool anomaly = anomaly_enabled();
     Profiler* profiler = Profiler::current();
 
@@ -157,7 +224,10 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
             if (!g.defined()) continue;  // no gradient reached this node
             if (targets.wrt) {
                 if (auto* slot = targets.slot(n)) accumulate(*slot, g, options.create_graph);
+            } else if (auto kept = n->retained.lock()) {
+                staged.add(std::move(kept), g, options.create_graph);
             }
+            if (!n->needed) continue;
 
             auto started = profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
             detail::VjpContext<T> ctx(*n, options.create_graph);
@@ -178,14 +248,20 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
 
             for (std::size_t i = 0; i < grads.size(); ++i) {
                 auto& e = n->inputs[i];
-                if (!e.needs_grad() || !grads[i].defined()) continue;
+                if (!grads[i].defined()) continue;
+                std::shared_ptr<detail::TensorImpl<T>> leaf;
+                if (!e.fn) {
+                    leaf = e.leaf.lock();
+                    if (!leaf) continue;  // a constant, or a leaf nobody holds any more
+                }
                 BasicTensor<T> gi = std::move(grads[i]);
                 if (gi.shape() != e.shape) gi = sum_to(gi, Shape(e.shape.begin(), e.shape.end()));
                 if (anomaly)
                     detail::check_finite(gi.value(), "gradient of " + where_in_graph(*n) + " for input " +
                                                          std::to_string(i));
                 if (e.fn) accumulate(e.fn->pending, std::move(gi), options.create_graph);
-                else deliver_to_leaf(targets, *e.leaf, std::move(gi), options.create_graph);
+                else if (!targets.wrt) staged.add(std::move(leaf), std::move(gi), options.create_graph);
+                else if (auto* slot = targets.slot(leaf.get())) accumulate(*slot, std::move(gi), options.create_graph);
             }
             if (profiler)
                 profiler->add_backward(n->name, static_cast<std::uint64_t>(
@@ -197,6 +273,7 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
         for (auto* n : order) n->pending = BasicTensor<T>();  // the next backward starts clean
         throw;
     }
+    staged.commit(options.create_graph);
 }
 
 }  // namespace
@@ -218,15 +295,31 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
 template <class T>
 std::vector<BasicTensor<T>> grad(const BasicTensor<T>& output, const std::vector<BasicTensor<T>>& inputs,
                                  const BasicTensor<T>& seed, BackwardOptions options) {
-    for (std::size_t k = 0; k < inputs.size(); ++k)
+    // A tensor requested twice is computed once and returned in both slots.
+    std::vector<BasicTensor<T>> distinct;
+    std::vector<std::size_t> slot_of(inputs.size());
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
         if (!inputs[k].defined() || !inputs[k].requires_grad())
             throw GraphError("grad: input " + std::to_string(k) + " does not require grad, so it has no gradient");
+        auto same = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return d.same(inputs[k]); });
+        slot_of[k] = static_cast<std::size_t>(same - distinct.begin());
+        if (same == distinct.end()) distinct.push_back(inputs[k]);
+    }
     if (!seed.defined() && output.size() != 1)
         throw GraphError("grad: the output has shape " + detail::shape_str(output.shape()) +
                          ", not a single element; pass a seed gradient of that shape");
-    std::vector<BasicTensor<T>> out(inputs.size());
-    Targets<T> targets{&inputs, &out};
+    std::vector<BasicTensor<T>> found(distinct.size());
+    Targets<T> targets{&distinct, &found};
     run_backward(output, seed.defined() ? seed : BasicTensor<T>::full(output.shape_vector(), T(1)), options, targets);
+
+    // Every result gets a buffer of its own: none is the seed, another
+    // result, or a buffer the graph still uses.
+    std::vector<BasicTensor<T>> out(inputs.size());
+    for (std::size_t k = 0; k < inputs.size(); ++k) out[k] = found[slot_of[k]];
+    found.clear();
+    GradModeScope mode(options.create_graph);
+    for (auto& r : out)
+        if (r.defined()) r = own(std::move(r), options.create_graph);
     return out;
 }
 

@@ -41,8 +41,8 @@ std::string to_dot(const BasicTensor<T>& root) {
                 auto [id, fresh] = id_of(e.fn.get(), "n");
                 if (fresh) stack.push_back(e.fn.get());
                 from = id;
-            } else if (e.leaf) {
-                auto [id, fresh] = id_of(e.leaf.get(), "l");
+            } else if (auto leaf = e.leaf.lock()) {
+                auto [id, fresh] = id_of(leaf.get(), "l");
                 if (fresh)
                     os << "  " << id << " [shape=ellipse, style=filled, fillcolor=\"#f6e7c1\", label=\"leaf "
                        << detail::shape_str(e.shape) << "\\nrequires_grad\"];\n";

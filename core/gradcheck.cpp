@@ -49,13 +49,13 @@ GradcheckReport check(const TensorFunction& f, const std::vector<Tensor64>& inpu
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < leaves.size(); ++i) {
         for (std::size_t k = 0; k < leaves[i].size(); ++k) {
-            double& xk = leaves[i].mutable_value().data()[k];
-            const double saved = xk;
-            xk = saved + o.eps;
+            auto set = [&](double value) { leaves[i].modify([&](auto& x) { x.data()[k] = value; }); };
+            const double saved = leaves[i].value().data()[k];
+            set(saved + o.eps);
             double plus = project(f, leaves, v, gen).item();
-            xk = saved - o.eps;
+            set(saved - o.eps);
             double minus = project(f, leaves, v, gen).item();
-            xk = saved;
+            set(saved);
             double numeric = (plus - minus) / (2 * o.eps);
             double a = analytic[i].defined() ? analytic[i].value().data()[k] : 0.0;
             double err = std::abs(a - numeric);

@@ -26,60 +26,73 @@ std::uint64_t next_tape_position() noexcept {
     return g_tape_position.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
-// Nodes whose last owner went away wait here to be destroyed one at a time.
-// The list is a plain pointer so that it is still safe to test after the
-// thread's own thread-local objects were destroyed (tensors in static
-// storage die later than that); from then on release is plain recursion.
+// Nodes whose last owner went away wait on a work list to be destroyed one
+// at a time, so freeing a chain of a million nodes never recurses: a node's
+// destructor gives up its inputs, which are pushed onto the list being
+// drained instead of being destroyed inside it.
+//
+// The list being drained is found through a plain thread-local pointer
+// (trivially destructible, so still usable while static objects are
+// destroyed at program exit, after the thread's other thread-locals). The
+// list itself is a thread-local spare kept for its capacity; once that spare
+// is gone (thread or program exit), a list on the stack takes its place.
+// Either way release never falls back to recursion.
 template <class T>
-struct Graveyard {
-    static thread_local std::vector<std::shared_ptr<Node<T>>>* list;
-    static thread_local bool draining;
-    static thread_local bool dead;
-    struct Owner {
-        ~Owner() {
-            delete list;
-            list = nullptr;
-            dead = true;
+struct ReleaseList {
+    using List = std::vector<std::shared_ptr<Node<T>>>;
+    static thread_local List* draining;  // the list being drained, if any
+    static thread_local List* spare;     // kept between releases (no allocation per release)
+    static thread_local bool spare_gone;
+    struct SpareOwner {
+        ~SpareOwner() {
+            delete spare;
+            spare = nullptr;
+            spare_gone = true;
         }
     };
-    // Registers the thread's Owner, which frees the list at thread exit. A
-    // function-local thread_local is constructed (and its destructor
+    // A function-local thread_local is constructed (and its destructor
     // registered) when control first passes here; a thread_local static
-    // member was not reliably, and each thread's list leaked (LeakSanitizer
-    // in tests/test_threads.cpp).
-    static void own_list() {
-        static thread_local Owner owner;
-        (void)owner;
+    // member was not reliably, and each thread's list leaked.
+    static List* take_spare() {
+        if (spare_gone) return nullptr;
+        if (!spare) {
+            static thread_local SpareOwner owner;
+            (void)owner;
+            spare = new List();
+        }
+        return spare;
     }
 };
 template <class T>
-thread_local std::vector<std::shared_ptr<Node<T>>>* Graveyard<T>::list = nullptr;
+thread_local typename ReleaseList<T>::List* ReleaseList<T>::draining = nullptr;
 template <class T>
-thread_local bool Graveyard<T>::draining = false;
+thread_local typename ReleaseList<T>::List* ReleaseList<T>::spare = nullptr;
 template <class T>
-thread_local bool Graveyard<T>::dead = false;
+thread_local bool ReleaseList<T>::spare_gone = false;
 
 template <class T>
 void release_node(std::shared_ptr<Node<T>>&& node) noexcept {
-    using G = Graveyard<T>;
+    using R = ReleaseList<T>;
     if (!node) return;
-    if (node.use_count() != 1 || G::dead) {
+    if (node.use_count() != 1) {  // someone else still owns it: just drop our reference
         node.reset();
         return;
     }
-    if (!G::list) {
-        G::own_list();
-        G::list = new std::vector<std::shared_ptr<Node<T>>>();
+    if (R::draining) {  // inside a node's destructor: let the outer loop destroy it
+        R::draining->push_back(std::move(node));
+        return;
     }
-    G::list->push_back(std::move(node));
-    if (G::draining) return;
-    G::draining = true;
-    while (!G::list->empty()) {
-        auto next = std::move(G::list->back());
-        G::list->pop_back();
+    typename R::List on_stack;
+    typename R::List* list = R::take_spare();
+    if (!list) list = &on_stack;
+    R::draining = list;
+    list->push_back(std::move(node));
+    while (!list->empty()) {
+        auto next = std::move(list->back());
+        list->pop_back();
         next.reset();  // its destructor may push more nodes onto the list
     }
-    G::draining = false;
+    R::draining = nullptr;
 }
 
 namespace {

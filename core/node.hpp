@@ -24,12 +24,17 @@ using Grads = std::vector<BasicTensor<T>>;
 
 // One input of a node. Exactly one of fn/leaf is set when the input needs a
 // gradient; neither when it does not (data, constants).
+//
+// The graph never owns a leaf: a leaf's .grad may hold a graph (after a
+// backward with create_graph), and a graph owning the leaf would close an
+// ownership cycle leaf -> .grad -> graph -> leaf that is never freed. A leaf
+// nobody holds any more needs no gradient (nobody can read it).
 template <class T>
 struct Edge {
-    std::shared_ptr<Node<T>> fn;          // the node that produced a non-leaf input
-    std::shared_ptr<TensorImpl<T>> leaf;  // a leaf that requires grad
+    std::shared_ptr<Node<T>> fn;        // the node that produced a non-leaf input
+    std::weak_ptr<TensorImpl<T>> leaf;  // a leaf that requires grad
     typename xt::xarray<T>::shape_type shape;  // reduce broadcast gradients to this
-    bool needs_grad() const { return fn != nullptr || leaf != nullptr; }
+    bool needs_grad() const { return fn != nullptr || !leaf.expired(); }
 };
 
 template <class T>
@@ -47,6 +52,8 @@ struct Node : std::enable_shared_from_this<Node<T>> {
     std::uint64_t mark = 0;
     BasicTensor<T> pending;  // sum of the gradients flowing in
     bool released = false;
+    bool needed = true;  // lies between the root and a requested tensor (grad())
+    std::weak_ptr<TensorImpl<T>> retained;  // the output, when retain_grad() was called on it
 
     Node();
     virtual ~Node();
@@ -76,9 +83,17 @@ std::uint64_t next_tape_position() noexcept;
 
 // A tensor an op saved for backward: remembers the version it had, so a
 // later in-place write is caught instead of silently giving wrong gradients.
+//
+// A saved tensor that requires grad is kept by its value, its node and a weak
+// reference, never owned (see Edge: a gradient kept in .grad may hold a graph
+// that saved this very tensor, and owning it would close a cycle). Under
+// create_graph the unpacked tensor is the original one while it lives, or
+// its value re-attached to its node, so second derivatives reach it.
 template <class T>
 struct Saved {
-    BasicTensor<T> tensor;
+    BasicTensor<T> tensor;  // the input itself, or (requires grad) a detached view of its value
+    std::weak_ptr<TensorImpl<T>> original;
+    std::shared_ptr<Node<T>> grad_fn;  // non-leaf inputs that require grad
     std::uint64_t version = 0;
 };
 
@@ -97,7 +112,7 @@ public:
     VjpContext(Node<T>& node, bool create_graph) : node_(node), create_graph_(create_graph) {}
     bool needs(std::size_t input) const { return node_.inputs[input].needs_grad(); }
     bool create_graph() const { return create_graph_; }
-    const BasicTensor<T>& unpack(const Saved<T>& s) const;
+    BasicTensor<T> unpack(const Saved<T>& s) const;
     BasicTensor<T> unpack(const SavedOutput<T>& s) const;
 
 private:
@@ -107,9 +122,16 @@ private:
 };
 
 template <class T>
-const BasicTensor<T>& VjpContext<T>::unpack(const Saved<T>& s) const {
+BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
+    if (!s.tensor.defined()) return s.tensor;
     if (s.tensor.version() != s.version) modified(s.version, s.tensor.version());
-    return s.tensor;
+    if (!create_graph_) return s.tensor;
+    if (auto original = s.original.lock()) return BasicTensor<T>(std::move(original));
+    if (!s.grad_fn) return s.tensor;  // a leaf nobody holds: its gradient cannot be read
+    auto impl = std::make_shared<TensorImpl<T>>(s.tensor.impl()->storage);
+    impl->grad_fn = s.grad_fn;
+    impl->requires_grad = true;
+    return BasicTensor<T>(std::move(impl));
 }
 
 template <class T>

@@ -9,6 +9,7 @@
 
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/shape.hpp>
 
 namespace tapegrad {
 
@@ -121,10 +122,11 @@ std::string BasicTensor<T>::str() const {
 }
 
 template <class T>
-typename BasicTensor<T>::array_type& BasicTensor<T>::mutable_value() {
-    auto& s = *checked().storage;
-    ++s.version;
-    return s.data;
+void BasicTensor<T>::check_modified_shape(const shape_type& before) const {
+    const auto& now = checked().storage->data.shape();
+    if (now.size() != before.size() || !std::equal(now.begin(), now.end(), before.begin()))
+        throw ShapeError("modify: the write changed the tensor's shape from " + detail::shape_str(before) + " to " +
+                         detail::shape_str(now) + "; modify may change elements only (make a new tensor instead)");
 }
 
 template <class T>
@@ -154,7 +156,27 @@ bool BasicTensor<T>::is_leaf() const {
 
 template <class T>
 BasicTensor<T> BasicTensor<T>::grad() const {
-    return checked().grad;
+    auto& impl = checked();
+    if (impl.grad_fn && !impl.grad.defined() && !retains_grad())
+        throw GraphError("grad(): this tensor was produced by '" + std::string(impl.grad_fn->name) +
+                         "', not a leaf, and backward keeps only the gradients of leaves; call retain_grad() on it "
+                         "before backward, or use tapegrad::grad(output, {tensor})");
+    return impl.grad;
+}
+
+template <class T>
+BasicTensor<T>& BasicTensor<T>::retain_grad() {
+    auto& impl = checked();
+    if (!impl.requires_grad)
+        throw GraphError("retain_grad: the tensor does not require grad, so backward never reaches it");
+    if (impl.grad_fn) impl.grad_fn->retained = impl_;
+    return *this;
+}
+
+template <class T>
+bool BasicTensor<T>::retains_grad() const {
+    auto& impl = checked();
+    return impl.grad_fn ? impl.grad_fn->retained.lock() == impl_ : impl.requires_grad;
 }
 
 template <class T>
@@ -163,6 +185,9 @@ void BasicTensor<T>::set_grad(BasicTensor g) {
     if (g.defined() && g.shape() != shape())
         throw ShapeError("set_grad: gradient shape " + detail::shape_str(g.shape()) +
                          " does not match tensor shape " + detail::shape_str(shape()));
+    // .grad owns its buffer, so backward may add into it in place.
+    if (g.defined() && (g.impl().use_count() != 1 || g.impl()->storage.use_count() != 1))
+        g = g.requires_grad() ? clone(g) : BasicTensor(array_type(g.value()));
     impl.grad = std::move(g);
 }
 

@@ -108,17 +108,28 @@ public:
     T item() const;  // the value of a one-element tensor
     std::string str() const;
 
-    // Writes into the value: bumps the version so nodes that saved this
-    // tensor refuse to backward with the changed value.
-    array_type& mutable_value();
-    std::uint64_t version() const;
+    // Writes into the value in place:  w.modify([](auto& v) { v(0) = 10; });
+    // `write` receives the value (array_type&) and may change its elements,
+    // not its shape. The version is bumped when `write` returns or throws,
+    // so a node that saved this tensor earlier refuses to run backward with
+    // the changed value. The reference lives only inside `write`: no kept
+    // reference can write past the check. Returns what `write` returns.
+    template <class F>
+    decltype(auto) modify(F&& write);
+    std::uint64_t version() const;  // counts modify() calls on this value (shared with detach())
 
     // Gradients.
     bool requires_grad() const;
     BasicTensor& requires_grad_(bool on = true);  // leaves only
     bool is_leaf() const;                          // not produced by a recorded op
-    BasicTensor grad() const;                      // undefined until backward reaches it
-    void set_grad(BasicTensor g);
+    // The gradient backward() left here: undefined until backward reaches
+    // the tensor. A non-leaf keeps one only after retain_grad() (asking
+    // without it is a GraphError). The gradient owns its buffer: backward
+    // never writes into a buffer that another tensor or handle can see.
+    BasicTensor grad() const;
+    BasicTensor& retain_grad();  // keep this non-leaf's gradient in grad() (call before backward)
+    bool retains_grad() const;
+    void set_grad(BasicTensor g);  // stores g, or a copy of it when g's buffer is shared
     void zero_grad();  // drop the gradient: grad() is undefined until the next backward
     BasicTensor detach() const;  // same value, no graph, no requires_grad
 
@@ -142,6 +153,7 @@ public:
 
 private:
     detail::TensorImpl<T>& checked() const;
+    void check_modified_shape(const shape_type& before) const;
     std::shared_ptr<detail::TensorImpl<T>> impl_;
 };
 
@@ -156,12 +168,35 @@ struct TensorImpl {
     std::shared_ptr<Node<T>> grad_fn;  // null for leaves
     BasicTensor<T> grad;
     bool requires_grad = false;
+    // Backward bookkeeping: a pass collects this tensor's gradient at
+    // staged_index of its list and stores it in .grad only when it succeeds.
+    std::uint64_t staged_pass = 0;
+    std::size_t staged_index = 0;
 
     explicit TensorImpl(std::shared_ptr<Storage<T>> s) : storage(std::move(s)) {}
     ~TensorImpl();  // releases long graphs without recursion
 };
 
 }  // namespace detail
+
+template <class T>
+template <class F>
+decltype(auto) BasicTensor<T>::modify(F&& write) {
+    auto& storage = *checked().storage;
+    struct Bump {  // also when write throws: it may have written part of the value
+        detail::Storage<T>& s;
+        ~Bump() { ++s.version; }
+    } bump{storage};
+    const shape_type before = storage.data.shape();
+    if constexpr (std::is_void_v<decltype(write(storage.data))>) {
+        write(storage.data);
+        check_modified_shape(before);
+    } else {
+        decltype(auto) result = write(storage.data);
+        check_modified_shape(before);
+        return result;
+    }
+}
 
 template <class T>
 template <class U>

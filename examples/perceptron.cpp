@@ -61,26 +61,31 @@ struct Perceptrons {
     // example for perceptron k. Returns the number of updates (mistakes).
     std::size_t epoch(const xt::xarray<float>& x, const std::function<bool(std::size_t, std::size_t)>& target) {
         const std::size_t n = x.shape()[0], d = x.shape()[1], k = b.size();
-        float* wp = w.mutable_value().data();
-        float* bp = b.mutable_value().data();
-        std::vector<float> s(k);
+        // The perceptron rule writes the weights directly (no autodiff here).
         std::size_t updates = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const float* xi = &x(i, 0);
-            for (std::size_t c = 0; c < k; ++c) s[c] = bp[c];
-            for (std::size_t j = 0; j < d; ++j)
-                if (xi[j] != 0)
-                    for (std::size_t c = 0; c < k; ++c) s[c] += xi[j] * wp[j * k + c];
-            for (std::size_t c = 0; c < k; ++c) {
-                const float y = s[c] >= 0 ? 1.f : 0.f;
-                const float t = target(i, c) ? 1.f : 0.f;
-                if (y == t) continue;  // right: leave the weights alone
-                // theta_j += (t - y) * x_j, with x_bias = 1. No learning rate.
-                for (std::size_t j = 0; j < d; ++j) wp[j * k + c] += (t - y) * xi[j];
-                bp[c] += t - y;
-                ++updates;
-            }
-        }
+        w.modify([&](auto& wv) {
+            b.modify([&](auto& bv) {
+                float* wp = wv.data();
+                float* bp = bv.data();
+                std::vector<float> s(k);
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float* xi = &x(i, 0);
+                    for (std::size_t c = 0; c < k; ++c) s[c] = bp[c];
+                    for (std::size_t j = 0; j < d; ++j)
+                        if (xi[j] != 0)
+                            for (std::size_t c = 0; c < k; ++c) s[c] += xi[j] * wp[j * k + c];
+                    for (std::size_t c = 0; c < k; ++c) {
+                        const float y = s[c] >= 0 ? 1.f : 0.f;
+                        const float t = target(i, c) ? 1.f : 0.f;
+                        if (y == t) continue;  // right: leave the weights alone
+                        // theta_j += (t - y) * x_j, with x_bias = 1. No learning rate.
+                        for (std::size_t j = 0; j < d; ++j) wp[j * k + c] += (t - y) * xi[j];
+                        bp[c] += t - y;
+                        ++updates;
+                    }
+                }
+            });
+        });
         return updates;
     }
 };

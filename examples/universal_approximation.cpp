@@ -67,8 +67,9 @@ struct OneHiddenLayer {
         // make all of them nearly linear and alike).
         nn::init::normal_(hidden->weight, gen, 0.f, 15.f);
         std::uniform_real_distribution<float> centre(-1.f, 1.f);
-        auto& b = hidden->bias.mutable_value();
-        for (std::size_t i = 0; i < units; ++i) b(i) = -centre(gen.engine()) * hidden->weight.value()(0, i);
+        hidden->bias.modify([&](auto& b) {
+            for (std::size_t i = 0; i < units; ++i) b(i) = -centre(gen.engine()) * hidden->weight.value()(0, i);
+        });
     }
 };
 

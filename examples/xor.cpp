@@ -176,7 +176,8 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
 
     // (e) Gradients of the threshold network. Start it from random weights
     // (so it is wrong somewhere) and ask backward how to improve.
-    for (auto* p : {&w1, &b1, &w2, &b2}) p->mutable_value() = Tensor::randn(p->shape_vector(), gen).value();
+    for (auto* p : {&w1, &b1, &w2, &b2})
+        p->modify([&](auto& v) { v = Tensor::randn(p->shape_vector(), gen).value(); });
     auto wrong = step_net(x).second;
     auto loss = nn::mse_loss(wrong, y);
     loss.backward();
@@ -204,10 +205,10 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
     {
         // Hand-wired weights again, for the picture.
         NoGradGuard no_grad;
-        w1.mutable_value() = Tensor({{1, 1}, {1, 1}}).value();
-        b1.mutable_value() = Tensor({-1.5f, -0.5f}).value();
-        w2.mutable_value() = column({-1, 1}).value();
-        b2.mutable_value() = Tensor({-0.5f}).value();
+        w1.modify([](auto& v) { v = Tensor({{1, 1}, {1, 1}}).value(); });
+        b1.modify([](auto& v) { v = Tensor({-1.5f, -0.5f}).value(); });
+        w2.modify([](auto& v) { v = column({-1, 1}).value(); });
+        b2.modify([](auto& v) { v = Tensor({-0.5f}).value(); });
         auto r = regions("threshold units (hand-wired)", x, labels);
         auto cls = step_net(grid_batch(r)).second;
         for (float v : cls.value()) r.grid_class.push_back(int(v));

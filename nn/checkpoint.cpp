@@ -80,7 +80,7 @@ void load(const std::string& path, BasicModule<T>& module, Optimizer<T>* optimiz
     // 3. Commit: copy into the existing tensors.
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params.size(); ++i)
-        std::copy(values[i].begin(), values[i].end(), params[i].second.mutable_value().begin());
+        params[i].second.modify([&](auto& v) { std::copy(values[i].begin(), values[i].end(), v.begin()); });
 }
 
 }  // namespace

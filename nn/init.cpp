@@ -17,14 +17,16 @@ std::pair<std::size_t, std::size_t> fans(const BasicTensor<T>& w) {
 
 template <class T>
 void constant_(BasicTensor<T>& t, Scalar<T> value) {
-    t.mutable_value().fill(value);
+    t.modify([&](auto& v) { v.fill(value); });
 }
 
 template <class T>
 void normal_(BasicTensor<T>& t, Generator& gen, Scalar<T> mean, Scalar<T> stddev) {
     if (!(stddev >= T(0))) throw ValueError("init::normal_: stddev must be >= 0, got " + std::to_string(stddev));
     std::normal_distribution<T> dist(mean, stddev);
-    for (auto& v : t.mutable_value()) v = stddev == T(0) ? mean : dist(gen.engine());
+    t.modify([&](auto& values) {
+        for (auto& v : values) v = stddev == T(0) ? mean : dist(gen.engine());
+    });
 }
 
 template <class T>
@@ -32,7 +34,9 @@ void uniform_(BasicTensor<T>& t, Generator& gen, Scalar<T> low, Scalar<T> high) 
     if (!(low <= high))
         throw ValueError("init::uniform_: need low <= high, got " + std::to_string(low) + " and " + std::to_string(high));
     std::uniform_real_distribution<T> dist(low, high);
-    for (auto& v : t.mutable_value()) v = low == high ? low : dist(gen.engine());
+    t.modify([&](auto& values) {
+        for (auto& v : values) v = low == high ? low : dist(gen.engine());
+    });
 }
 
 namespace {

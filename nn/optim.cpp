@@ -91,22 +91,23 @@ void SGD<T>::step() {
         auto g_tensor = this->params_[i].grad();
         if (!g_tensor.defined()) continue;
         const auto& g = g_tensor.value();
-        auto& p = this->params_[i].mutable_value();
-        if (!velocity_) {
-            if (wd != T(0)) xt::noalias(p) = p - lr * (g + wd * p);
-            else xt::noalias(p) -= lr * g;
-            continue;
-        }
-        auto& v = (*velocity_)[i];
-        if (wd != T(0)) {
-            xt::noalias(v) = mu * v + g + wd * p;
-            if (nesterov_) xt::noalias(p) = p - lr * (g + wd * p + mu * v);
-            else xt::noalias(p) -= lr * v;
-        } else {
-            xt::noalias(v) = mu * v + g;
-            if (nesterov_) xt::noalias(p) -= lr * (g + mu * v);
-            else xt::noalias(p) -= lr * v;
-        }
+        this->params_[i].modify([&](auto& p) {
+            if (!velocity_) {
+                if (wd != T(0)) xt::noalias(p) = p - lr * (g + wd * p);
+                else xt::noalias(p) -= lr * g;
+                return;
+            }
+            auto& v = (*velocity_)[i];
+            if (wd != T(0)) {
+                xt::noalias(v) = mu * v + g + wd * p;
+                if (nesterov_) xt::noalias(p) = p - lr * (g + wd * p + mu * v);
+                else xt::noalias(p) -= lr * v;
+            } else {
+                xt::noalias(v) = mu * v + g;
+                if (nesterov_) xt::noalias(p) -= lr * (g + mu * v);
+                else xt::noalias(p) -= lr * v;
+            }
+        });
     }
     ++this->steps_;
 }
@@ -145,18 +146,19 @@ void Adam<T>::step() {
         auto g_tensor = this->params_[i].grad();
         if (!g_tensor.defined()) continue;
         const auto& g = g_tensor.value();
-        auto& p = this->params_[i].mutable_value();
         auto& m = (*m_)[i];
         auto& v = (*v_)[i];
-        if (decoupled_ && wd != T(0)) p *= T(1) - lr * wd;
-        if (!decoupled_ && wd != T(0)) {
-            xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
-            xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
-        } else {
-            xt::noalias(m) = b1 * m + (T(1) - b1) * g;
-            xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g);
-        }
-        xt::noalias(p) -= lr * (m / c1) / (xt::sqrt(v / c2) + eps);
+        this->params_[i].modify([&](auto& p) {
+            if (decoupled_ && wd != T(0)) p *= T(1) - lr * wd;
+            if (!decoupled_ && wd != T(0)) {
+                xt::noalias(m) = b1 * m + (T(1) - b1) * (g + wd * p);
+                xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g + wd * p);
+            } else {
+                xt::noalias(m) = b1 * m + (T(1) - b1) * g;
+                xt::noalias(v) = b2 * v + (T(1) - b2) * xt::square(g);
+            }
+            xt::noalias(p) -= lr * (m / c1) / (xt::sqrt(v / c2) + eps);
+        });
     }
 }
 

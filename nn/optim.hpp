@@ -5,7 +5,7 @@
 //   nn::Adam<float> opt(model.parameters(), 1e-3);
 //   opt.zero_grad(); loss.backward(); opt.step();
 //
-// step() writes each parameter's value in place (mutable_value(), under
+// step() writes each parameter's value in place (modify(), under
 // NoGradGuard), with fused xtensor expressions into state buffers allocated
 // once at construction: a step allocates nothing. Parameters whose gradient
 // is undefined (unused this step) are skipped.

@@ -1,4 +1,4 @@
-// reshape and broadcast_to: forward and vector-Jacobian product side by side.
+// reshape, broadcast_to and clone: forward and vector-Jacobian product side by side.
 #include <tapegrad/ops/shape.hpp>
 
 #include <xtensor/xbroadcast.hpp>
@@ -55,7 +55,15 @@ BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
 }
 
+template <class T>
+BasicTensor<T> clone(const BasicTensor<T>& x) {
+    Op<T> op("clone", {x});
+    auto y = op.output(x.value());
+    return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
+}
+
 #define TAPEGRAD_INSTANTIATE(T)                                                           \
+    template BasicTensor<T> clone(const BasicTensor<T>&);                                 \
     template BasicTensor<T> reshape(const BasicTensor<T>&, const std::vector<std::int64_t>&); \
     template BasicTensor<T> broadcast_to(const BasicTensor<T>&, const Shape&);
 TAPEGRAD_INSTANTIATE(float)

@@ -1,5 +1,5 @@
 // Ops that change a tensor's shape but not its values: reshape, broadcast,
-// detach. Slicing, joining and indexing live in indexing.hpp.
+// clone, detach. Slicing, joining and indexing live in indexing.hpp.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +13,8 @@ namespace tapegrad {
 // One dimension may be -1 (inferred).
 template <class T> BasicTensor<T> reshape(const BasicTensor<T>& x, const std::vector<std::int64_t>& shape);
 template <class T> BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape);
+// A copy with a buffer of its own, on the graph (the gradient passes through).
+template <class T> BasicTensor<T> clone(const BasicTensor<T>& x);
 // Same value, cut from the graph (stop-gradient).
 template <class T> BasicTensor<T> detach(const BasicTensor<T>& x) { return x.detach(); }
 

@@ -96,8 +96,8 @@ TEST_CASE("nn: printout shows the architecture and parameter counts") {
 
 TEST_CASE("nn: Linear computes x W + b and rejects a wrong input width") {
     nn::Linear<double> lin(2, 3);
-    lin.weight.mutable_value() = xt::xarray<double>{{1, 2, 3}, {4, 5, 6}};
-    lin.bias.mutable_value() = xt::xarray<double>{0.5, 0, -1};
+    lin.weight.modify([](auto& v) { v = xt::xarray<double>{{1, 2, 3}, {4, 5, 6}}; });
+    lin.bias.modify([](auto& v) { v = xt::xarray<double>{0.5, 0, -1}; });
     auto y = lin(Tensor64({{1.0, 1.0}, {2.0, 0.0}}));
     CHECK(y.value() == xt::xarray<double>{{5.5, 7, 8}, {2.5, 4, 5}});
     CHECK(lin(Tensor64({1.0, 1.0})).value() == xt::xarray<double>{5.5, 7, 8});  // a single sample

@@ -22,7 +22,9 @@ namespace {
 Tensor64 iota(const Shape& shape) {
     Tensor64 t = Tensor64::zeros(shape);
     double v = 0;
-    for (auto& e : t.mutable_value()) e = v++;
+    t.modify([&](auto& values) {
+        for (auto& e : values) e = v++;
+    });
     return t;
 }
 
