@@ -49,7 +49,7 @@ void accumulate_leaf(detail::TensorImpl<T>& leaf, BasicTensor<T> contribution, b
         grad = grad.defined() ? grad + contribution : contribution;
     } else if (!grad.defined()) {
         grad = uniquely_owned(contribution) ? std::move(contribution)
-                                            : BasicTensor<T>(xt::xarray<T>(contribution.value()));
+                                            : BasicTensor<T>(Array<T>(contribution.value()));
     } else if (!grad.requires_grad() && grad.shape() == contribution.shape()) {
         xt::noalias(grad.mutable_value()) += contribution.value();
     } else {
