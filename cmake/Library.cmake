@@ -20,23 +20,31 @@ target_include_directories(tapegrad PUBLIC
   $<INSTALL_INTERFACE:include>)
 target_link_libraries(tapegrad PUBLIC xtensor xtensor-blas xsimd Threads::Threads
                                PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB ${CMAKE_DL_LIBS})
-# xsimd makes broadcasting assignment ~30x faster (see shared notes).
+# xsimd makes broadcasting assignment ~30x faster (see shared notes). PUBLIC
+# because it must agree across the program: xtensor's containers and
+# assignment templates, instantiated for tapegrad::Array<T> both in the
+# library and in the code that uses it, are declared differently without it
+# (core/array.hpp refuses to compile without it).
 target_compile_definitions(tapegrad PUBLIC XTENSOR_USE_XSIMD)
-# Our xtensor configuration must precede every xtensor include, in our code
-# and in our users' code: it picks a malloc-based allocator that returns
-# 64-byte aligned buffers (fast like malloc, and results that do not depend on
-# where a buffer lies, which posix_memalign and plain malloc could not both
-# give; see the header).
-target_compile_options(tapegrad PUBLIC -include tapegrad/core/xtensor_config.hpp)
+
+# Tuning for the build machine: the library's own code only. Exporting it
+# would build every consumer for this CPU (SIGILL elsewhere). In-project
+# programs that want it link tapegrad::native; other projects add the same
+# flags to their own targets (docs/packaging.md).
+set(TAPEGRAD_NATIVE_FLAGS "")
 if(TAPEGRAD_NATIVE)
-  target_compile_options(tapegrad PUBLIC -march=native)
+  set(TAPEGRAD_NATIVE_FLAGS -march=native)
   # g++ 12 with AVX-512 miscompiles some constant brace lists of 64-bit
   # integers ({2, 2, 0, 0} becomes {2, 2, 2, 2}) in its SLP vectoriser.
   # Loop vectorisation and xsimd are unaffected.
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
-    target_compile_options(tapegrad PUBLIC -fno-tree-slp-vectorize)
+    list(APPEND TAPEGRAD_NATIVE_FLAGS -fno-tree-slp-vectorize)
   endif()
 endif()
+target_compile_options(tapegrad PRIVATE ${TAPEGRAD_NATIVE_FLAGS})
+add_library(tapegrad_native INTERFACE)
+add_library(tapegrad::native ALIAS tapegrad_native)
+target_compile_options(tapegrad_native INTERFACE ${TAPEGRAD_NATIVE_FLAGS})
 target_compile_options(tapegrad PRIVATE -Wall -Wextra -Wno-unused-parameter $<$<CONFIG:Release>:-O3>)
 
 if(TAPEGRAD_SANITIZE)
@@ -60,3 +68,27 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/tapegradConfig.cmake.i
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/tapegradConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/tapegradConfig.cmake ${PROJECT_BINARY_DIR}/tapegradConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
+
+# The same usage requirements for pkg-config users (tapegrad.pc). A static
+# libtapegrad needs its own dependencies on the link line; a shared one
+# lists them as private.
+set(TAPEGRAD_PC_DEPS)
+foreach(lib ${BLAS_LIBRARIES})
+  string(APPEND TAPEGRAD_PC_DEPS " ${lib}")
+endforeach()
+string(APPEND TAPEGRAD_PC_DEPS " -lz -pthread")
+foreach(lib ${CMAKE_DL_LIBS})
+  string(APPEND TAPEGRAD_PC_DEPS " -l${lib}")
+endforeach()
+string(STRIP "${TAPEGRAD_PC_DEPS}" TAPEGRAD_PC_DEPS)
+if(BUILD_SHARED_LIBS)
+  set(TAPEGRAD_PC_LIBS "")
+  set(TAPEGRAD_PC_LIBS_PRIVATE "${TAPEGRAD_PC_DEPS}")
+else()
+  set(TAPEGRAD_PC_LIBS "${TAPEGRAD_PC_DEPS}")
+  set(TAPEGRAD_PC_LIBS_PRIVATE "")
+endif()
+file(RELATIVE_PATH TAPEGRAD_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+string(REGEX REPLACE "/$" "" TAPEGRAD_PC_TO_PREFIX "${TAPEGRAD_PC_TO_PREFIX}")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/tapegrad.pc.in ${PROJECT_BINARY_DIR}/tapegrad.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/tapegrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

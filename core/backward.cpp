@@ -37,7 +37,7 @@ template <class T>
 BasicTensor<T> own(BasicTensor<T> t, bool create_graph) {
     if (create_graph && t.requires_grad()) return sole_owner(t) ? t : clone(t);
     if (sole_owner(t) && !t.grad_fn()) return t;
-    return BasicTensor<T>(xt::xarray<T>(t.value()));
+    return BasicTensor<T>(Array<T>(t.value()));
 }
 
 template <class T>

@@ -38,7 +38,7 @@ GradcheckReport check(const TensorFunction& f, const std::vector<Tensor64>& inpu
     Tensor64 v;
     // Fresh leaves, so the caller's tensors and their .grad are untouched.
     std::vector<Tensor64> leaves;
-    for (const auto& x : inputs) leaves.emplace_back(xt::xarray<double>(x.value()), true);
+    for (const auto& x : inputs) leaves.emplace_back(Array<double>(x.value()), true);
 
     Tensor64 out = project(f, leaves, v, gen);
     std::vector<Tensor64> analytic = out.requires_grad() ? grad(out, leaves) : std::vector<Tensor64>(leaves.size());

@@ -157,7 +157,7 @@ std::size_t normalize_axis(const char* op, std::ptrdiff_t axis, std::size_t ndim
 }
 
 template <class T>
-void check_finite(const xt::xarray<T>& value, const std::string& what) {
+void check_finite(const Array<T>& value, const std::string& what) {
     const T* p = value.data();
     for (std::size_t i = 0; i < value.size(); ++i) {
         if (!std::isfinite(p[i])) {
@@ -174,7 +174,7 @@ void check_finite(const xt::xarray<T>& value, const std::string& what) {
     template struct Node<T>;                                                      \
     template struct TensorImpl<T>;                                                \
     template class VjpContext<T>;                                                 \
-    template void check_finite<T>(const xt::xarray<T>&, const std::string&);
+    template void check_finite<T>(const Array<T>&, const std::string&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <tapegrad/core/xtensor_config.hpp>
+#include <tapegrad/core/allocator.hpp>
 
 // Under AddressSanitizer every buffer goes straight back to malloc, so a
 // use after free is still caught.

@@ -33,7 +33,7 @@ template <class T>
 struct Edge {
     std::shared_ptr<Node<T>> fn;        // the node that produced a non-leaf input
     std::weak_ptr<TensorImpl<T>> leaf;  // a leaf that requires grad
-    typename xt::xarray<T>::shape_type shape;  // reduce broadcast gradients to this
+    typename Array<T>::shape_type shape;  // reduce broadcast gradients to this
     bool needs_grad() const { return fn != nullptr || !leaf.expired(); }
 };
 
@@ -45,7 +45,7 @@ struct Node : std::enable_shared_from_this<Node<T>> {
     const char* name = "";
     std::uint64_t seq = 0;  // tape position
     std::vector<Edge<T>> inputs;
-    typename xt::xarray<T>::shape_type out_shape;
+    typename Array<T>::shape_type out_shape;
     std::size_t saved_bytes = 0;  // for the profiler
 
     // Backward bookkeeping.

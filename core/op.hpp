@@ -50,7 +50,7 @@ std::size_t normalize_axis(const char* op, std::ptrdiff_t axis, std::size_t ndim
 
 // Throws AnomalyError when a value holds NaN or Inf. `what` says whose value.
 template <class T>
-void check_finite(const xt::xarray<T>& value, const std::string& what);
+void check_finite(const Array<T>& value, const std::string& what);
 
 template <class T>
 class Op {
@@ -69,7 +69,7 @@ public:
     // Wraps the forward value (an xtensor expression is evaluated once).
     template <class E>
     BasicTensor<T> output(E&& value) {
-        BasicTensor<T> out{xt::xarray<T>(std::forward<E>(value))};
+        BasicTensor<T> out{Array<T>(std::forward<E>(value))};
         if (anomaly_enabled()) check_finite(out.value(), "forward of '" + std::string(name_) + "'");
         return out;
     }

@@ -15,7 +15,7 @@ namespace tapegrad {
 
 namespace {
 template <class T>
-std::shared_ptr<detail::TensorImpl<T>> make_impl(xt::xarray<T>&& value, bool requires_grad) {
+std::shared_ptr<detail::TensorImpl<T>> make_impl(Array<T>&& value, bool requires_grad) {
     auto storage = std::make_shared<detail::Storage<T>>();
     storage->data = std::move(value);
     auto impl = std::make_shared<detail::TensorImpl<T>>(std::move(storage));

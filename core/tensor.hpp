@@ -2,8 +2,8 @@
 // differentiable ops applied to it, so backward() can compute gradients.
 //
 // A tensor is a cheap handle (a shared pointer): copies share the value, the
-// gradient and the graph. The value is an xt::xarray<T>, reachable without a
-// copy through value().
+// gradient and the graph. The value is an Array<T> (core/array.hpp),
+// reachable without a copy through value().
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <tapegrad/core/xtensor_config.hpp>
-#include <xtensor/xarray.hpp>
-
+#include <tapegrad/core/array.hpp>
 #include <tapegrad/core/error.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 
@@ -53,7 +51,7 @@ struct TensorImpl;
 // value it saved has changed since.
 template <class T>
 struct Storage {
-    xt::xarray<T> data;
+    Array<T> data;
     std::uint64_t version = 0;
 };
 
@@ -77,7 +75,7 @@ class BasicTensor {
 
 public:
     using value_type = T;
-    using array_type = xt::xarray<T>;
+    using array_type = Array<T>;
     using shape_type = typename array_type::shape_type;
 
     BasicTensor() = default;  // an undefined tensor: defined() is false
@@ -201,7 +199,7 @@ decltype(auto) BasicTensor<T>::modify(F&& write) {
 template <class T>
 template <class U>
 BasicTensor<U> BasicTensor<T>::to() const {
-    return BasicTensor<U>(xt::xarray<U>(value()));
+    return BasicTensor<U>(Array<U>(value()));
 }
 
 extern template class BasicTensor<float>;

@@ -19,7 +19,7 @@ const char* dtype_name() {
 }
 
 template <class T>
-data::NpyArray to_npy(const std::string& name, const xt::xarray<T>& a) {
+data::NpyArray to_npy(const std::string& name, const Array<T>& a) {
     return data::NpyArray::from_vector(name, std::vector<std::size_t>(a.shape().begin(), a.shape().end()),
                                        std::vector<T>(a.begin(), a.end()));
 }
@@ -69,7 +69,7 @@ void load(const std::string& path, BasicModule<T>& module, Optimizer<T>* optimiz
                              "' which the model does not have");
         if (!optimizer) continue;
         auto v = checked_values<T>(path, "optimizer entry '" + name + "'", a, a.shape);
-        xt::xarray<T> arr = xt::xarray<T>::from_shape(a.shape);
+        Array<T> arr = Array<T>::from_shape(a.shape);
         std::copy(v.begin(), v.end(), arr.begin());
         state.emplace_back(name.substr(kOptimizerPrefix.size()), std::move(arr));
     }

@@ -49,9 +49,9 @@ double accuracy(const BasicTensor<T>& scores, const Index& labels) {
     return static_cast<double>(right) / static_cast<double>(labels.size());
 }
 
-xt::xarray<std::int64_t> confusion_matrix(const Index& predicted, const Index& labels, std::size_t classes) {
+Array<std::int64_t> confusion_matrix(const Index& predicted, const Index& labels, std::size_t classes) {
     check_sizes("confusion_matrix", predicted.size(), labels);
-    xt::xarray<std::int64_t> counts = xt::zeros<std::int64_t>({classes, classes});
+    Array<std::int64_t> counts = xt::zeros<std::int64_t>({classes, classes});
     const auto n = static_cast<std::int64_t>(classes);
     for (std::size_t i = 0; i < labels.size(); ++i) {
         for (auto [what, c] : {std::pair{"label", labels[i]}, std::pair{"prediction", predicted[i]}})
@@ -64,7 +64,7 @@ xt::xarray<std::int64_t> confusion_matrix(const Index& predicted, const Index& l
 }
 
 template <class T>
-xt::xarray<std::int64_t> confusion_matrix(const BasicTensor<T>& scores, const Index& labels) {
+Array<std::int64_t> confusion_matrix(const BasicTensor<T>& scores, const Index& labels) {
     auto predicted = predict_classes(scores);
     const std::size_t cols = scores.shape()[1];
     return confusion_matrix(predicted, labels, cols == 1 ? 2 : cols);
@@ -73,7 +73,7 @@ xt::xarray<std::int64_t> confusion_matrix(const BasicTensor<T>& scores, const In
 #define TAPEGRAD_INSTANTIATE(T)                                                          \
     template Index predict_classes(const BasicTensor<T>&);                              \
     template double accuracy(const BasicTensor<T>&, const Index&);                      \
-    template xt::xarray<std::int64_t> confusion_matrix(const BasicTensor<T>&, const Index&);
+    template Array<std::int64_t> confusion_matrix(const BasicTensor<T>&, const Index&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

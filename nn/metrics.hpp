@@ -20,7 +20,7 @@ template <class T> double accuracy(const BasicTensor<T>& scores, const Index& la
 
 // counts[true class][predicted class], [classes, classes]. ValueError naming
 // any label or prediction outside [0, classes); ShapeError on a size mismatch.
-xt::xarray<std::int64_t> confusion_matrix(const Index& predicted, const Index& labels, std::size_t classes);
-template <class T> xt::xarray<std::int64_t> confusion_matrix(const BasicTensor<T>& scores, const Index& labels);
+Array<std::int64_t> confusion_matrix(const Index& predicted, const Index& labels, std::size_t classes);
+template <class T> Array<std::int64_t> confusion_matrix(const BasicTensor<T>& scores, const Index& labels);
 
 }  // namespace tapegrad::nn

@@ -31,8 +31,8 @@ void Optimizer<T>::zero_grad() {
 }
 
 template <class T>
-std::vector<xt::xarray<T>>& Optimizer<T>::add_buffer(const std::string& name) {
-    std::vector<xt::xarray<T>> zeros;
+std::vector<Array<T>>& Optimizer<T>::add_buffer(const std::string& name) {
+    std::vector<Array<T>> zeros;
     for (const auto& p : params_) zeros.push_back(xt::zeros<T>(p.shape()));
     buffers_.emplace_back(name, std::move(zeros));
     return buffers_.back().second;
@@ -41,8 +41,8 @@ std::vector<xt::xarray<T>>& Optimizer<T>::add_buffer(const std::string& name) {
 template <class T>
 StateDict<T> Optimizer<T>::state() const {
     StateDict<T> s;
-    s.emplace_back("lr", xt::xarray<T>(static_cast<T>(lr())));
-    s.emplace_back("step", xt::xarray<T>(static_cast<T>(steps_)));
+    s.emplace_back("lr", Array<T>(static_cast<T>(lr())));
+    s.emplace_back("step", Array<T>(static_cast<T>(steps_)));
     for (const auto& [name, arrays] : buffers_)
         for (std::size_t i = 0; i < arrays.size(); ++i) s.emplace_back(name + "." + std::to_string(i), arrays[i]);
     return s;
@@ -52,7 +52,7 @@ template <class T>
 void Optimizer<T>::load_state(const StateDict<T>& state) {
     // Check everything first, so a bad state leaves the optimiser untouched.
     auto expected = this->state();
-    std::vector<const xt::xarray<T>*> found(expected.size(), nullptr);
+    std::vector<const Array<T>*> found(expected.size(), nullptr);
     for (const auto& [name, value] : state) {
         std::size_t k = 0;
         while (k < expected.size() && expected[k].first != name) ++k;

@@ -23,7 +23,7 @@ namespace tapegrad::nn {
 
 // Named arrays, in a fixed order: the optimiser's state for checkpoints.
 template <class T>
-using StateDict = std::vector<std::pair<std::string, xt::xarray<T>>>;
+using StateDict = std::vector<std::pair<std::string, Array<T>>>;
 
 // What a learning-rate schedule needs, whatever the element type.
 class LearningRate {
@@ -59,13 +59,13 @@ public:
 
 protected:
     // A zero buffer per parameter, saved in state() under `name`.
-    std::vector<xt::xarray<T>>& add_buffer(const std::string& name);
+    std::vector<Array<T>>& add_buffer(const std::string& name);
     std::vector<BasicTensor<T>> params_;
     std::size_t steps_ = 0;
 
 private:
     // A deque: add_buffer's references stay valid as buffers are added.
-    std::deque<std::pair<std::string, std::vector<xt::xarray<T>>>> buffers_;
+    std::deque<std::pair<std::string, std::vector<Array<T>>>> buffers_;
 };
 
 // v = momentum v + (g + wd p); p -= lr (nesterov ? g + wd p + momentum v : v).
@@ -80,7 +80,7 @@ public:
 private:
     double momentum_, weight_decay_;
     bool nesterov_;
-    std::vector<xt::xarray<T>>* velocity_ = nullptr;
+    std::vector<Array<T>>* velocity_ = nullptr;
 };
 
 // m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
@@ -99,8 +99,8 @@ protected:
 private:
     double beta1_, beta2_, eps_, weight_decay_;
     bool decoupled_;
-    std::vector<xt::xarray<T>>* m_ = nullptr;
-    std::vector<xt::xarray<T>>* v_ = nullptr;
+    std::vector<Array<T>>* m_ = nullptr;
+    std::vector<Array<T>>* v_ = nullptr;
 };
 
 // Adam with decoupled weight decay: p -= lr wd p before the Adam update, so

@@ -104,9 +104,9 @@ namespace {
 // exponent is wrong at special values (0^0 = 0, 0^-1 = 0, inf^0 = NaN), so
 // pow(x, 0) at x = 0 was 0 (found by the graph fuzzer).
 template <class T>
-xt::xarray<T> pow_elements(const xt::xarray<T>& x, T p) {
+Array<T> pow_elements(const Array<T>& x, T p) {
     if (p == T(2)) return x * x;
-    xt::xarray<T> y = xt::xarray<T>::from_shape(x.shape());
+    Array<T> y = Array<T>::from_shape(x.shape());
     std::transform(x.data(), x.data() + x.size(), y.data(), [p](T v) { return std::pow(v, p); });
     return y;
 }
@@ -147,16 +147,16 @@ namespace {
 // 1 where a wins, 0 where b wins, 1/2 at ties: the shared subgradient.
 template <class T, class A, class B>
 BasicTensor<T> win_mask(const A& a, const B& b, bool greater) {
-    auto wins = greater ? xt::xarray<T>(xt::cast<T>(a > b)) : xt::xarray<T>(xt::cast<T>(a < b));
-    return BasicTensor<T>(xt::xarray<T>(wins + T(0.5) * xt::cast<T>(xt::equal(a, b))));
+    auto wins = greater ? Array<T>(xt::cast<T>(a > b)) : Array<T>(xt::cast<T>(a < b));
+    return BasicTensor<T>(Array<T>(wins + T(0.5) * xt::cast<T>(xt::equal(a, b))));
 }
 
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, bool greater) {
     detail::check_broadcast(name, a.shape(), b.shape());
     Op<T> op(name, {a, b});
-    auto y = op.output(greater ? xt::xarray<T>(xt::maximum(a.value(), b.value()))
-                               : xt::xarray<T>(xt::minimum(a.value(), b.value())));
+    auto y = op.output(greater ? Array<T>(xt::maximum(a.value(), b.value()))
+                               : Array<T>(xt::minimum(a.value(), b.value())));
     return op.record(y, [sa = op.save(a), sb = op.save(b), greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         auto mask = win_mask<T>(c.unpack(sa).value(), c.unpack(sb).value(), greater);
         return Grads<T>{c.needs(0) ? g * mask : BasicTensor<T>(), c.needs(1) ? g * (Scalar<T>(1) - mask) : BasicTensor<T>()};
@@ -166,13 +166,13 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool greater) {
     Op<T> op(name, {a});
-    auto y = op.output(greater ? xt::xarray<T>(xt::maximum(a.value(), b)) : xt::xarray<T>(xt::minimum(a.value(), b)));
+    auto y = op.output(greater ? Array<T>(xt::maximum(a.value(), b)) : Array<T>(xt::minimum(a.value(), b)));
     return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& v = c.unpack(sa).value();
         if (!c.create_graph()) {  // one pass: g where a wins, g/2 at ties, else 0
             auto pick = [&](const auto& wins) {
                 return BasicTensor<T>(
-                    xt::xarray<T>(xt::where(wins, g.value(), xt::where(xt::equal(v, b), g.value() * T(0.5), T(0)))));
+                    Array<T>(xt::where(wins, g.value(), xt::where(xt::equal(v, b), g.value() * T(0.5), T(0)))));
             };
             return Grads<T>{greater ? pick(v > b) : pick(v < b)};
         }
@@ -201,12 +201,12 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
         const auto& cv = c.unpack(sc).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
             auto keep = xt::not_equal(cv, T(0));
-            return Grads<T>{BasicTensor<T>(), c.needs(1) ? BasicTensor<T>(xt::xarray<T>(xt::where(keep, g.value(), T(0))))
+            return Grads<T>{BasicTensor<T>(), c.needs(1) ? BasicTensor<T>(Array<T>(xt::where(keep, g.value(), T(0))))
                                                          : BasicTensor<T>(),
-                            c.needs(2) ? BasicTensor<T>(xt::xarray<T>(xt::where(keep, T(0), g.value())))
+                            c.needs(2) ? BasicTensor<T>(Array<T>(xt::where(keep, T(0), g.value())))
                                        : BasicTensor<T>()};
         }
-        BasicTensor<T> pick(xt::xarray<T>(xt::cast<T>(xt::not_equal(cv, T(0)))));
+        BasicTensor<T> pick(Array<T>(xt::cast<T>(xt::not_equal(cv, T(0)))));
         return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
                         c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
     });
@@ -220,7 +220,7 @@ BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
     auto y = op.output(xt::clip(x.value(), lo, hi));
     return op.record(y, [sx = op.save(x), lo, hi](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& v = c.unpack(sx).value();
-        BasicTensor<T> inside(xt::xarray<T>(xt::cast<T>(v >= lo && v <= hi)));
+        BasicTensor<T> inside(Array<T>(xt::cast<T>(v >= lo && v <= hi)));
         return Grads<T>{g * inside};
     });
 }

@@ -12,7 +12,7 @@ namespace {
 template <class T, class F>
 BasicTensor<T> compare(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, F relation) {
     detail::check_broadcast(name, a.shape(), b.shape());
-    return BasicTensor<T>(xt::xarray<T>(xt::cast<T>(relation(a.value(), b.value()))));
+    return BasicTensor<T>(Array<T>(xt::cast<T>(relation(a.value(), b.value()))));
 }
 }  // namespace
 

@@ -67,7 +67,7 @@ BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size
 template <class T>
 BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
     const Blocks b = blocks(x.shape(), axis);
-    xt::xarray<T> y = xt::xarray<T>::from_shape(with_dim(x.shape(), axis, r.count));
+    Array<T> y = Array<T>::from_shape(with_dim(x.shape(), axis, r.count));
     const T* src = x.value().data();
     T* dst = y.data();
     for (std::size_t o = 0; o < b.outer; ++o)
@@ -84,7 +84,7 @@ BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
 template <class T>
 BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size_t axis, Range r) {
     const Blocks b = blocks(in, axis);
-    xt::xarray<T> y = xt::zeros<T>(in);
+    Array<T> y = xt::zeros<T>(in);
     const T* src = g.value().data();
     for (std::size_t o = 0; o < b.outer; ++o)
         for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
@@ -116,7 +116,7 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
     const Blocks b = blocks(x.shape(), p->axis);
     const Shape out_shape = gather ? p->index_shape : with_dim(x.shape(), p->axis, p->index.size());
     const std::size_t m = out_shape[p->axis];
-    xt::xarray<T> y = xt::xarray<T>::from_shape(out_shape);
+    Array<T> y = Array<T>::from_shape(out_shape);
     const T* src = x.value().data();
     T* dst = y.data();
     for (std::size_t o = 0; o < b.outer; ++o)
@@ -141,7 +141,7 @@ template <class T>
 BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared_ptr<const Pick> p, bool gather) {
     const Blocks b = blocks(in, p->axis);
     const std::size_t m = g.shape()[p->axis];
-    xt::xarray<T> y = xt::zeros<T>(in);
+    Array<T> y = xt::zeros<T>(in);
     const T* src = g.value().data();
     for (std::size_t o = 0; o < b.outer; ++o)
         for (std::size_t j = 0; j < m; ++j, src += b.inner) {
@@ -174,7 +174,7 @@ void require_inputs(const char* op, const std::vector<BasicTensor<T>>& xs) {
 // as [outer, Σ n_i, inner].
 template <class T>
 void join(const std::vector<BasicTensor<T>>& xs, const std::vector<std::size_t>& widths, std::size_t outer,
-          std::size_t inner, xt::xarray<T>& y) {
+          std::size_t inner, Array<T>& y) {
     const std::size_t total = std::accumulate(widths.begin(), widths.end(), std::size_t(0));
     std::size_t offset = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -218,7 +218,7 @@ BasicTensor<T> concat(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis
         widths.push_back(x.shape()[ax]);
     }
     const Blocks b = blocks(xs[0].shape(), ax);
-    xt::xarray<T> y = xt::xarray<T>::from_shape(
+    Array<T> y = Array<T>::from_shape(
         with_dim(xs[0].shape(), ax, std::accumulate(widths.begin(), widths.end(), std::size_t(0))));
     join(xs, widths, b.outer, b.inner, y);
     Op<T> op("concat", xs);
@@ -249,7 +249,7 @@ BasicTensor<T> stack(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis)
     Shape out_shape = in;
     out_shape.insert(out_shape.begin() + std::ptrdiff_t(ax), xs.size());
     const Blocks b = blocks(out_shape, ax);
-    xt::xarray<T> y = xt::xarray<T>::from_shape(out_shape);
+    Array<T> y = Array<T>::from_shape(out_shape);
     join(xs, std::vector<std::size_t>(xs.size(), 1), b.outer, b.inner, y);
     Op<T> op("stack", xs);
     auto out = op.output(std::move(y));
@@ -293,7 +293,7 @@ BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index&
 
 template <class T>
 BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes) {
-    xt::xarray<T> y = xt::zeros<T>({labels.size(), num_classes});
+    Array<T> y = xt::zeros<T>({labels.size(), num_classes});
     for (std::size_t i = 0; i < labels.size(); ++i) {
         if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
             throw ValueError("one_hot: label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +

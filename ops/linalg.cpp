@@ -100,8 +100,8 @@ Plan plan(const S& sa, const S& sb, bool ta, bool tb, Mode mode) {
 }
 
 template <class T>
-xt::xarray<T> forward(const xt::xarray<T>& a, const xt::xarray<T>& b, bool ta, bool tb, Mode mode, const Plan& p) {
-    xt::xarray<T> c = xt::xarray<T>::from_shape(p.out);
+Array<T> forward(const Array<T>& a, const Array<T>& b, bool ta, bool tb, Mode mode, const Plan& p) {
+    Array<T> c = Array<T>::from_shape(p.out);
     const std::size_t sa = p.m * p.k, sb = p.k * p.n, sc = p.m * p.n;  // matrix sizes
     if (mode == Mode::batched && !p.batched_a && !p.batched_b) {
         gemm(a.data(), ta, b.data(), tb, c.data(), p.m, p.n, p.k, T(0));

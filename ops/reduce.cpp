@@ -55,11 +55,11 @@ Reduction plan(const char* op, const Shape& in, const Axes& axes, bool keepdims)
 // (which the compiler vectorises without reordering any one sum) is fast.
 // With no `init`, each row starts from its own first element (max/min).
 template <class T, class Fold>
-xt::xarray<T> fold_rows(const xt::xarray<T>& x, std::optional<T> init, Fold fold) {
+Array<T> fold_rows(const Array<T>& x, std::optional<T> init, Fold fold) {
     const std::size_t cols = x.shape().back(), rows = cols ? x.size() / cols : 0;
     auto shape = x.shape();
     shape.back() = 1;
-    xt::xarray<T> out = xt::xarray<T>::from_shape(shape);
+    Array<T> out = Array<T>::from_shape(shape);
     constexpr std::size_t lanes = 16;
     for (std::size_t r = 0; r < rows; ++r) {
         const T* p = x.data() + r * cols;
@@ -83,28 +83,28 @@ bool last_axis_only(const std::vector<std::size_t>& axes, std::size_t ndim) {
 
 // Sum / maximum / minimum over `axes`, keeping them as size-1 axes.
 template <class T>
-xt::xarray<T> sum_kept(const xt::xarray<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
+Array<T> sum_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
     if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0)
         return fold_rows<T>(x, T(0), [](T a, T b) { return a + b; });
-    xt::xarray<T> out = xt::sum(x, axes, xt::evaluation_strategy::immediate);
+    Array<T> out = xt::sum(x, axes, xt::evaluation_strategy::immediate);
     out.reshape(kept);
     return out;
 }
 template <class T>
-xt::xarray<T> extreme_kept(const xt::xarray<T>& x, const std::vector<std::size_t>& axes, const Shape& kept,
+Array<T> extreme_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept,
                            bool largest) {
     if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0) {
         return largest ? fold_rows<T>(x, std::nullopt, [](T a, T b) { return b > a ? b : a; })
                        : fold_rows<T>(x, std::nullopt, [](T a, T b) { return b < a ? b : a; });
     }
-    xt::xarray<T> out = largest ? xt::xarray<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
-                                : xt::xarray<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
+    Array<T> out = largest ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
+                                : Array<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
     out.reshape(kept);
     return out;
 }
 
 template <class T>
-xt::xarray<T> reshaped(xt::xarray<T>&& a, const Shape& shape) {
+Array<T> reshaped(Array<T>&& a, const Shape& shape) {
     a.reshape(shape);
     return std::move(a);
 }
@@ -126,7 +126,7 @@ void require_elements(const char* op, const BasicTensor<T>& x, const Reduction& 
 template <class T>
 BasicTensor<T> reduce_empty(const char* name, const BasicTensor<T>& x, const Reduction& r) {
     Op<T> op(name, {x});
-    auto y = op.output(xt::xarray<T>(xt::zeros<T>(r.out)));  // a sum of nothing is 0
+    auto y = op.output(Array<T>(xt::zeros<T>(r.out)));  // a sum of nothing is 0
     return op.record(y, [in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>&) {
         return Grads<T>{BasicTensor<T>::zeros(in)};
     });
@@ -159,13 +159,13 @@ BasicTensor<T> extreme(const char* name, const BasicTensor<T>& x, const Axes& ax
     require_elements(name, x, r);
     if (x.size() == 0) return reduce_empty(name, x, r);  // another axis is empty: so is the result
     Op<T> op(name, {x});
-    xt::xarray<T> kept = extreme_kept(x.value(), r.axes, r.kept, largest);
-    auto y = op.output(reshaped<T>(xt::xarray<T>(kept), r.out));
+    Array<T> kept = extreme_kept(x.value(), r.axes, r.kept, largest);
+    auto y = op.output(reshaped<T>(Array<T>(kept), r.out));
     return op.record(y, [r, sx = op.save(x), kept = std::move(kept)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // The gradient goes to the elements equal to the extreme, split evenly.
-        xt::xarray<T> hits = xt::cast<T>(xt::equal(c.unpack(sx).value(), kept));
-        xt::xarray<T> counts = sum_kept(hits, r.axes, r.kept);
-        return Grads<T>{as_kept(g, r.kept) * BasicTensor<T>(xt::xarray<T>(hits / counts))};
+        Array<T> hits = xt::cast<T>(xt::equal(c.unpack(sx).value(), kept));
+        Array<T> counts = sum_kept(hits, r.axes, r.kept);
+        return Grads<T>{as_kept(g, r.kept) * BasicTensor<T>(Array<T>(hits / counts))};
     });
 }
 }  // namespace
@@ -187,10 +187,10 @@ BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdim
     Op<T> op("logsumexp", {x});
     // Shift by the maximum so exp never overflows; an all -inf slice keeps
     // shift 0 and gives -inf.
-    xt::xarray<T> shift = extreme_kept(x.value(), r.axes, r.kept, true);
+    Array<T> shift = extreme_kept(x.value(), r.axes, r.kept, true);
     shift = xt::where(xt::isfinite(shift), shift, T(0));
-    xt::xarray<T> total = sum_kept(xt::xarray<T>(xt::exp(x.value() - shift)), r.axes, r.kept);
-    auto y = op.output(reshaped<T>(xt::xarray<T>(xt::log(total) + shift), r.out));
+    Array<T> total = sum_kept(Array<T>(xt::exp(x.value() - shift)), r.axes, r.kept);
+    auto y = op.output(reshaped<T>(Array<T>(xt::log(total) + shift), r.out));
     return op.record(y, [r, sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // d logsumexp / dx = softmax(x) = exp(x - y)
         return Grads<T>{as_kept(g, r.kept) * exp(c.unpack(sx) - as_kept(c.unpack(sy), r.kept))};

@@ -34,7 +34,7 @@ BasicTensor<T> reshape(const BasicTensor<T>& x, const std::vector<std::int64_t>&
         throw ShapeError("reshape: cannot reshape a tensor of shape " + detail::shape_str(x.shape()) + " (" +
                          std::to_string(x.size()) + " elements) to " + detail::shape_str(target));
     Op<T> op("reshape", {x});
-    xt::xarray<T> v = x.value();
+    Array<T> v = x.value();
     v.reshape(target);
     auto y = op.output(std::move(v));
     return op.record(y, [from = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {

@@ -84,12 +84,12 @@ BasicTensor<T> erf(const BasicTensor<T>& x) {
 
 template <class T>
 BasicTensor<T> sign(const BasicTensor<T>& x) {
-    return BasicTensor<T>(xt::xarray<T>(xt::sign(x.value())));
+    return BasicTensor<T>(Array<T>(xt::sign(x.value())));
 }
 
 template <class T>
 BasicTensor<T> step(const BasicTensor<T>& x) {
-    return BasicTensor<T>(xt::xarray<T>(xt::cast<T>(x.value() > T(0))));
+    return BasicTensor<T>(Array<T>(xt::cast<T>(x.value() > T(0))));
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                          \

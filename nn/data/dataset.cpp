@@ -40,7 +40,7 @@ Dataset load_mnist(const std::string& dir, Split split) {
 
     Dataset d;
     const std::size_t n = images.shape[0], dim = images.shape[1] * images.shape[2];
-    d.features = xt::xarray<float>::from_shape({n, dim});
+    d.features = Array<float>::from_shape({n, dim});
     const std::uint8_t* px = images.u8();
     float* out = d.features.data();
     for (std::size_t i = 0; i < n * dim; ++i) out[i] = static_cast<float>(px[i]) * (1.0f / 255.0f);
@@ -79,7 +79,7 @@ Dataset take_rows(const Dataset& d, const std::vector<std::size_t>& rows) {
     Dataset out;
     out.classes = d.classes;
     const std::size_t dim = d.dim();
-    out.features = xt::xarray<float>::from_shape({rows.size(), dim});
+    out.features = Array<float>::from_shape({rows.size(), dim});
     out.labels.resize(rows.size());
     for (std::size_t r = 0; r < rows.size(); ++r) {
         std::copy_n(d.features.data() + rows[r] * dim, dim, out.features.data() + r * dim);
@@ -136,7 +136,7 @@ bool BatchIterator::next(Tensor& features, Index& labels) {
         return false;
     }
     const std::size_t n = std::min(batch_, order_.size() - position_), dim = data_.dim();
-    xt::xarray<float> x = xt::xarray<float>::from_shape({n, dim});
+    Array<float> x = Array<float>::from_shape({n, dim});
     labels.resize(n);
     for (std::size_t r = 0; r < n; ++r) {
         const std::size_t row = order_[position_ + r];

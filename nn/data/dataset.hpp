@@ -19,7 +19,7 @@
 namespace tapegrad::data {
 
 struct Dataset {
-    xt::xarray<float> features;  // [N, D], one example per row
+    Array<float> features;  // [N, D], one example per row
     Index labels;                // N class indices
     std::size_t classes = 0;
     std::size_t size() const { return labels.size(); }

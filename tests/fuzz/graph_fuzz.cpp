@@ -228,20 +228,20 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
 
 // ------------------------------------------------------------ preconditions
 
-double min_abs(const xt::xarray<double>& x) { return x.size() ? double(xt::amin(xt::abs(x))()) : kInf; }
-double min_abs_diff(const xt::xarray<double>& a, const xt::xarray<double>& b) {
-    xt::xarray<double> d = xt::abs(a - b);
+double min_abs(const Array<double>& x) { return x.size() ? double(xt::amin(xt::abs(x))()) : kInf; }
+double min_abs_diff(const Array<double>& a, const Array<double>& b) {
+    Array<double> d = xt::abs(a - b);
     return d.size() ? double(xt::amin(d)()) : kInf;
 }
-double min_value(const xt::xarray<double>& x) { return x.size() ? double(xt::amin(x)()) : kInf; }
-double max_value(const xt::xarray<double>& x) { return x.size() ? double(xt::amax(x)()) : -kInf; }
+double min_value(const Array<double>& x) { return x.size() ? double(xt::amin(x)()) : kInf; }
+double max_value(const Array<double>& x) { return x.size() ? double(xt::amax(x)()) : -kInf; }
 
 bool is_integer(double p) { return p == std::floor(p); }
 
 // Why `in` may not be used on these values ("" if it may).
 std::string precondition(const Instr& in, const std::vector<Tensor64>& v, const Tensor64& out,
                          const GenerateOptions& o) {
-    auto a = [&](std::size_t i) -> const xt::xarray<double>& { return v[static_cast<std::size_t>(in.args[i])].value(); };
+    auto a = [&](std::size_t i) -> const Array<double>& { return v[static_cast<std::size_t>(in.args[i])].value(); };
     const double m = o.kink_margin;
     const double domain = 0.25;  // log, sqrt, 1/x and x^p stay this far inside their domain
     char buf[160];
@@ -324,12 +324,12 @@ std::string precondition(const Instr& in, const std::vector<Tensor64>& v, const 
                 std::sort(axes.begin(), axes.end());
             }
             const bool largest = in.op == Op::max;
-            xt::xarray<double> ext = largest ? xt::xarray<double>(xt::amax(x, axes)) : xt::xarray<double>(xt::amin(x, axes));
+            Array<double> ext = largest ? Array<double>(xt::amax(x, axes)) : Array<double>(xt::amin(x, axes));
             Shape kept = in_shape;
             for (auto ax : axes) kept[ax] = 1;
             ext.reshape(kept);
-            xt::xarray<double> close = xt::cast<double>(xt::abs(x - ext) < m);
-            xt::xarray<double> counts = xt::sum(close, axes);
+            Array<double> close = xt::cast<double>(xt::abs(x - ext) < m);
+            Array<double> counts = xt::sum(close, axes);
             if (counts.size() && max_value(counts) > 1) return "near-tie at the extreme";
             break;
         }
@@ -342,8 +342,8 @@ std::string precondition(const Instr& in, const std::vector<Tensor64>& v, const 
             const auto& x = a(0);
             const std::size_t last = x.dimension() - 1;
             if (x.shape()[last] > 1) {
-                xt::xarray<double> mu = xt::mean(x, {last}, xt::keep_dims);
-                xt::xarray<double> var = xt::mean(xt::square(x - mu), {last});
+                Array<double> mu = xt::mean(x, {last}, xt::keep_dims);
+                Array<double> var = xt::mean(xt::square(x - mu), {last});
                 if (min_value(var) < 0.05) return fail("row variance too small", min_value(var));
             }
             break;
@@ -495,13 +495,13 @@ private:
     }
 
     const Shape& shape(int id) const { return p_.code[static_cast<std::size_t>(id)].shape; }
-    const xt::xarray<double>& value(int id) const { return vals_[static_cast<std::size_t>(id)].value(); }
+    const Array<double>& value(int id) const { return vals_[static_cast<std::size_t>(id)].value(); }
     bool allowed(Op op) const { return !o_.smooth_only || info(op).smooth; }
 
     int new_input(const Shape& s, Dist d = Dist::normal) {
         const std::size_t n = numel(s);
         if (n == 0 || n > o_.max_elements || input_elements_ + n > o_.max_input_elements) return -1;
-        xt::xarray<double> x = xt::xarray<double>::from_shape(s);
+        Array<double> x = Array<double>::from_shape(s);
         for (auto& e : x) {
             switch (d) {
                 case Dist::normal: e = rng_.normal(); break;
@@ -1233,7 +1233,7 @@ std::string shape_text(const Shape& s) {
     return t + "]";
 }
 
-void nested(std::ostringstream& os, const xt::xarray<double>& x, std::size_t dim, std::size_t& flat) {
+void nested(std::ostringstream& os, const Array<double>& x, std::size_t dim, std::size_t& flat) {
     os << '{';
     const std::size_t n = x.shape()[dim];
     for (std::size_t i = 0; i < n; ++i) {
@@ -1244,7 +1244,7 @@ void nested(std::ostringstream& os, const xt::xarray<double>& x, std::size_t dim
     os << '}';
 }
 
-std::string tensor_literal(const xt::xarray<double>& x) {
+std::string tensor_literal(const Array<double>& x) {
     if (x.dimension() == 0) return "Tensor64::scalar(" + num(x()) + ")";
     std::ostringstream os;
     std::size_t flat = 0;

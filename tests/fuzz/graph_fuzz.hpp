@@ -77,7 +77,7 @@ struct Instr {
 struct Program {
     std::uint64_t seed = 0;
     bool smooth = false;  // built from smooth ops only: second derivatives are checked too
-    std::vector<xt::xarray<double>> inputs;
+    std::vector<Array<double>> inputs;
     std::vector<Instr> code;
     int output = -1;
 

@@ -1,8 +1,6 @@
-// tapegrad's configuration of xtensor. It must come before the first
-// xtensor header of every translation unit (the CMake target adds it to each
-// one with -include), because it chooses the allocator of xt::xarray.
+// The allocator of tapegrad's arrays (tapegrad::Array<T>, core/array.hpp).
 //
-// Why a custom allocator: xtensor's default (xsimd::aligned_allocator) calls
+// Why not xtensor's default (xsimd::aligned_allocator): it calls
 // posix_memalign, which fragments glibc's heap and made allocation the
 // largest cost of small ops. Plain malloc is fast but only 16-byte aligned,
 // and then xtensor computes the first elements of a result with scalar code
@@ -13,14 +11,8 @@
 // Freed buffers are kept per thread for reuse (see core/memory.hpp).
 #pragma once
 
-#if defined(XTENSOR_CONFIG_HPP) && !defined(TAPEGRAD_XTENSOR_CONFIG_HPP)
-#error "tapegrad/core/xtensor_config.hpp must be included before any xtensor header (link tapegrad::tapegrad, which adds it)"
-#endif
-#define TAPEGRAD_XTENSOR_CONFIG_HPP
-
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <new>
 
 namespace tapegrad::detail {
@@ -62,8 +54,3 @@ bool operator!=(const AlignedAllocator<T>&, const AlignedAllocator<U>&) noexcept
 }
 
 }  // namespace tapegrad::detail
-
-#define XTENSOR_DEFAULT_ALLOCATOR(T) ::tapegrad::detail::AlignedAllocator<T>
-#ifndef XTENSOR_USE_XSIMD
-#define XTENSOR_USE_XSIMD
-#endif
