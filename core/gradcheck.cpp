@@ -44,7 +44,7 @@ std::string GradcheckReport::message() const {
     if (refined) os << " (" << refined << " checked again by Richardson extrapolation)";
     os << ", max abs error " << max_abs_error << ", max rel error " << max_rel_error;
     if (checked) {
-        os << "\n  closest to failing (error " << worst_ratio << " x tolerance): " << worst.str();
+        os << "\n  worst against the tolerance (error " << worst_ratio << " x tolerance): " << worst.str();
         os << "\n  largest abs error " << worst_abs.abs_error() << ": " << worst_abs.str();
         os << "\n  largest rel error " << worst_rel.rel_error() << ": " << worst_rel.str();
     }
