@@ -1,5 +1,7 @@
-// Helpers shared by the op test files: random inputs, value checks, error
-// checks and gradcheck assertions that print the report when they fail.
+// Helpers shared by the op and nn test files: random inputs, value checks,
+// error checks and gradcheck assertions that print the report when they fail.
+// Gradients are checked with GradcheckOptions::strict() (Richardson
+// extrapolation, rtol 1e-6, atol 1e-8), which catches a VJP off by 1e-4.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -48,19 +50,27 @@ void expect_error(F&& f, std::initializer_list<const char*> parts) {
     for (const char* p : parts) CHECK(message.find(p) != std::string::npos);
 }
 
+// gradcheck and gradgradcheck with the strict settings.
+inline GradcheckReport strict_gradcheck(const TensorFunction& f, const std::vector<Tensor64>& inputs) {
+    return gradcheck(f, inputs, GradcheckOptions::strict());
+}
+inline GradcheckReport strict_gradgradcheck(const TensorFunction& f, const std::vector<Tensor64>& inputs) {
+    return gradgradcheck(f, inputs, GradcheckOptions::strict());
+}
+
 }  // namespace op_test
 
 using namespace op_test;
 
-#define REQUIRE_GRADCHECK(f, inputs)              \
-    do {                                          \
-        auto report_ = gradcheck(f, inputs);      \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
+#define REQUIRE_GRADCHECK(f, inputs)                 \
+    do {                                             \
+        auto report_ = strict_gradcheck(f, inputs);  \
+        INFO(report_.message());                     \
+        REQUIRE(report_);                            \
     } while (0)
-#define REQUIRE_GRADGRADCHECK(f, inputs)          \
-    do {                                          \
-        auto report_ = gradgradcheck(f, inputs);  \
-        INFO(report_.message());                  \
-        REQUIRE(report_);                         \
+#define REQUIRE_GRADGRADCHECK(f, inputs)                 \
+    do {                                                 \
+        auto report_ = strict_gradgradcheck(f, inputs);  \
+        INFO(report_.message());                         \
+        REQUIRE(report_);                                \
     } while (0)

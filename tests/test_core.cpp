@@ -41,7 +41,7 @@ TEST_CASE("core: gradcheck passes a right gradient and reports a wrong one") {
     auto bad = gradcheck([](const std::vector<Tensor64>& in) { return wrong_cube(in[0]); }, {x});
     CHECK_FALSE(bad.passed);
     CHECK(bad.message().find("FAILED") != std::string::npos);
-    CHECK(bad.worst_input == 0);
+    CHECK(bad.worst.input == 0);
     CHECK(bad.max_abs_error > 0.01);
 }
 

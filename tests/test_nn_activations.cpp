@@ -8,6 +8,8 @@
 #include <tapegrad/nn/activations.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 namespace nn = tapegrad::nn;
 
@@ -25,7 +27,8 @@ void check_values(const Tensor64& y, std::initializer_list<double> expected, dou
 // gradcheck of a one-input function at a random [3, 4] point.
 GradcheckReport check_grad(const std::function<Tensor64(const Tensor64&)>& f, std::uint64_t seed = 1) {
     Generator gen(seed);
-    return gradcheck([&](const std::vector<Tensor64>& x) { return f(x[0]); }, {Tensor64::randn({3, 4}, gen, 0, 2)});
+    return strict_gradcheck([&](const std::vector<Tensor64>& x) { return f(x[0]); },
+                            {Tensor64::randn({3, 4}, gen, 0, 2)});
 }
 
 bool all_finite(const Tensor& t) {
@@ -91,7 +94,8 @@ TEST_CASE("nn: smooth activations have the right gradient exactly at 0") {
              {"gelu", [](const Tensor64& x) { return nn::gelu(x); }},
              {"gelu_tanh", [](const Tensor64& x) { return nn::gelu(x, nn::GeluApproximation::tanh); }},
              {"log_softmax", [](const Tensor64& x) { return nn::log_softmax(x); }}}) {
-        auto report = gradcheck([&](const std::vector<Tensor64>& in) { return f(in[0]); }, {Tensor64({0.0, 0.0, 1.0})});
+        auto report =
+            strict_gradcheck([&](const std::vector<Tensor64>& in) { return f(in[0]); }, {Tensor64({0.0, 0.0, 1.0})});
         INFO(name << ": " << report.message());
         REQUIRE(report);
     }
@@ -189,7 +193,7 @@ TEST_CASE("nn: PReLU learns its slope") {
 
     nn::PReLU<double> per_feature(4, 0.1);
     Generator gen(3);
-    auto report = gradcheck(
+    auto report = strict_gradcheck(
         [&](const std::vector<Tensor64>& in) {
             per_feature.parameter("slope") = in[1];
             return per_feature(in[0]);

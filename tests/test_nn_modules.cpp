@@ -8,6 +8,8 @@
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 namespace nn = tapegrad::nn;
 
@@ -112,7 +114,7 @@ TEST_CASE("nn: Linear computes x W + b and rejects a wrong input width") {
 TEST_CASE("nn: Linear and an MLP gradcheck in float64 through their parameters") {
     Generator gen(5);
     nn::Linear<double> lin(3, 2, true, gen);
-    auto report = gradcheck(
+    auto report = strict_gradcheck(
         [&](const std::vector<Tensor64>& x) {
             lin.parameter("weight") = x[1];
             lin.parameter("bias") = x[2];
@@ -126,7 +128,7 @@ TEST_CASE("nn: Linear and an MLP gradcheck in float64 through their parameters")
     auto params = mlp.named_parameters();
     std::vector<Tensor64> inputs{Tensor64::randn({5, 3}, gen)};
     for (const auto& p : params) inputs.push_back(p.second);
-    auto mlp_report = gradcheck(
+    auto mlp_report = strict_gradcheck(
         [&](const std::vector<Tensor64>& x) {
             for (std::size_t i = 0; i < params.size(); ++i) mlp.parameter(params[i].first) = x[i + 1];
             return mlp(x[0]);
@@ -159,7 +161,7 @@ TEST_CASE("nn: LayerNorm normalises the last axis, and gradchecks with its affin
     CHECK_THROWS_WITH_AS(ln(Tensor64::zeros({2, 3})), doctest::Contains("input shape [2, 3] must end in 4"), ShapeError);
 
     Generator gen(8);
-    auto report = gradcheck(
+    auto report = strict_gradcheck(
         [&](const std::vector<Tensor64>& x) {
             ln.parameter("weight") = x[1];
             ln.parameter("bias") = x[2];
@@ -171,8 +173,8 @@ TEST_CASE("nn: LayerNorm normalises the last axis, and gradchecks with its affin
 
     nn::LayerNorm<double> plain(5, 1e-3, false);
     CHECK(plain.parameters().empty());
-    auto plain_report = gradcheck([&](const std::vector<Tensor64>& x) { return plain(x[0]); },
-                                  {Tensor64::randn({2, 3, 5}, gen)});
+    auto plain_report = strict_gradcheck([&](const std::vector<Tensor64>& x) { return plain(x[0]); },
+                                         {Tensor64::randn({2, 3, 5}, gen)});
     INFO(plain_report.message());
     REQUIRE(plain_report);
 }

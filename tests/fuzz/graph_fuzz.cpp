@@ -1399,6 +1399,11 @@ CheckResult check(const Program& p, const CheckOptions& options) {
     try {
         r.what = "gradient";
         auto report = gradcheck(f, inputs, options.gradcheck);
+        auto tally = [&r](const GradcheckReport& g) {
+            r.worst_ratio = std::max(r.worst_ratio, g.worst_ratio);
+            r.refined += g.refined;
+        };
+        tally(report);
         if (!report.passed) {
             r.passed = false;
             r.message = report.message();
@@ -1407,6 +1412,7 @@ CheckResult check(const Program& p, const CheckOptions& options) {
         if (p.smooth && options.second_order) {
             r.what = "second derivative";
             report = gradgradcheck(f, inputs, options.gradcheck);
+            tally(report);
             if (!report.passed) {
                 r.passed = false;
                 r.message = report.message();
@@ -1495,10 +1501,10 @@ std::string to_cpp(const Program& p, const std::string& title) {
     os << "    std::vector<Tensor64> inputs{\n";
     for (const auto& x : p.inputs) os << "        " << tensor_literal(x) << ",\n";
     os << "    };\n";
-    os << "    auto report = gradcheck(f, inputs);\n";
+    os << "    auto report = gradcheck(f, inputs, GradcheckOptions::strict());\n";
     os << "    CHECK_MESSAGE(report.passed, report.message());\n";
     if (p.smooth) {
-        os << "    auto second = gradgradcheck(f, inputs);\n";
+        os << "    auto second = gradgradcheck(f, inputs, GradcheckOptions::strict());\n";
         os << "    CHECK_MESSAGE(second.passed, second.message());\n";
     }
     os << "}\n";
@@ -1522,6 +1528,8 @@ FuzzOutcome fuzz_one(std::uint64_t seed, const GenerateOptions& gen, const Check
     if (coverage)
         for (const auto& in : p.code) ++(*coverage)[in.op];
     CheckResult r = check(p, check_options);
+    out.worst_ratio = r.worst_ratio;
+    out.refined = r.refined;
     if (r.passed) return out;
     out.passed = false;
     Program small = shrink(p, check_options, gen);

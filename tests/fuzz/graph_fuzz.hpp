@@ -13,7 +13,7 @@
 // division inside their domains, and keep magnitudes bounded; the finite
 // differences of gradcheck then measure the true derivative.
 //
-// check() runs gradcheck in float64 and, for programs built from smooth ops
+// check() runs gradcheck in float64 (GradcheckOptions::strict()) and, for programs built from smooth ops
 // only, gradgradcheck. A failing program is shrunk (smaller outputs, bypassed
 // ops, unused inputs dropped) while it still fails, and to_cpp() prints it as
 // a doctest TEST_CASE to paste into a test file.
@@ -109,10 +109,15 @@ struct CheckResult {
     bool passed = true;
     std::string what;     // "gradient", "second derivative" or "exception"
     std::string message;  // gradcheck's report or the exception's text
+    double worst_ratio = 0;   // largest error / tolerance of the checks that ran
+    std::size_t refined = 0;  // elements checked again by Richardson extrapolation
 };
 
 struct CheckOptions {
-    GradcheckOptions gradcheck;
+    // Richardson extrapolation, rtol 1e-6, atol 1e-8: a VJP off by 1e-4
+    // relative fails (tests/test_gradcheck.cpp), correct ops pass with a
+    // margin of about 100 (docs/guarantees.md).
+    GradcheckOptions gradcheck = GradcheckOptions::strict();
     bool second_order = true;  // gradgradcheck for smooth programs
 };
 
@@ -132,6 +137,8 @@ struct FuzzOutcome {
     bool second_order = false;
     std::string report;  // empty when passed
     std::size_t ops = 0;
+    double worst_ratio = 0;   // as in CheckResult
+    std::size_t refined = 0;
 };
 FuzzOutcome fuzz_one(std::uint64_t seed, const GenerateOptions& gen, const CheckOptions& check_options,
                      std::map<Op, std::size_t>* coverage = nullptr);

@@ -5,7 +5,9 @@
 //   build-rel/tests/fuzz/graph_fuzz --graphs 100000 --seed 1000000
 //
 // Every `--smooth-every`-th graph is built from smooth ops only and checked
-// for second derivatives too. Failures print a minimised reproducer (a
+// for second derivatives too. Checks use GradcheckOptions::strict(); the
+// summary gives the largest error of a passing graph as a multiple of that
+// tolerance (how close a correct op came to failing). Failures print a minimised reproducer (a
 // doctest TEST_CASE); the exit status is 1 if any graph failed.
 #include <chrono>
 #include <cstdio>
@@ -66,13 +68,20 @@ int main(int argc, char** argv) {
 
     std::map<Op, std::size_t> coverage;
     const auto started = std::chrono::steady_clock::now();
-    long long failures = 0, second_order = 0, ops = 0;
+    long long failures = 0, second_order = 0, ops = 0, refined = 0;
+    double worst_ratio = 0;
+    unsigned long long worst_seed = 0;
     for (long long i = 0; i < graphs && failures < max_failures; ++i) {
         GenerateOptions g = gen;
         g.smooth_only = smooth_every > 0 && i % smooth_every == smooth_every - 1;
         const auto out = fuzz_one(seed + static_cast<unsigned long long>(i), g, CheckOptions{}, &coverage);
         ops += static_cast<long long>(out.ops);
         second_order += out.second_order ? 1 : 0;
+        refined += static_cast<long long>(out.refined);
+        if (out.passed && out.worst_ratio > worst_ratio) {
+            worst_ratio = out.worst_ratio;
+            worst_seed = seed + static_cast<unsigned long long>(i);
+        }
         if (!out.passed) {
             ++failures;
             std::cout << out.report << std::endl;
@@ -86,6 +95,9 @@ int main(int argc, char** argv) {
     std::printf("graph_fuzz: %lld graphs from seed %llu (%lld ops, %lld also checked for second derivatives), "
                 "%lld failed, %.1f s\n",
                 graphs, seed, ops, second_order, failures, s);
+    std::printf("passing graphs: largest error %.3g x tolerance (seed %llu); %lld elements checked again by "
+                "Richardson extrapolation\n",
+                worst_ratio, worst_seed, refined);
     std::printf("ops covered: %zu of %d:", coverage.size(), kNumOps);
     for (const auto& [op, n] : coverage) std::printf(" %s=%zu", op_name(op), n);
     std::printf("\n");
