@@ -1,44 +1,86 @@
 #include <tapegrad/core/memory.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <new>
 #include <unordered_map>
 #include <vector>
 
 #include <tapegrad/core/allocator.hpp>
 
-// Under AddressSanitizer every buffer goes straight back to malloc, so a
-// use after free is still caught.
 #if defined(__SANITIZE_ADDRESS__)
-#define TAPEGRAD_BUFFER_CACHE 0
+#define TAPEGRAD_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define TAPEGRAD_BUFFER_CACHE 0
+#define TAPEGRAD_ASAN 1
 #endif
 #endif
-#ifndef TAPEGRAD_BUFFER_CACHE
-#define TAPEGRAD_BUFFER_CACHE 1
+#ifdef TAPEGRAD_ASAN
+#include <sanitizer/asan_interface.h>
 #endif
 
 namespace tapegrad {
 namespace {
 
 constexpr std::size_t kAlignment = 64;
-constexpr std::size_t kSmall = 4096;          // sizes up to this are rounded to 64 bytes
-constexpr std::size_t kMaxPerSize = 256;      // buffers kept of one size
+constexpr std::size_t kSmall = 4096;  // sizes up to this are rounded to 64 bytes
 
-void* aligned_malloc(std::size_t bytes) {
-    void* raw = std::malloc(bytes + kAlignment);
-    if (!raw) throw std::bad_alloc();
-    // malloc's 16-byte alignment leaves at least 16 bytes before the aligned
-    // address: room to remember the raw pointer.
-    auto aligned = (reinterpret_cast<std::uintptr_t>(raw) + kAlignment) & ~std::uintptr_t(kAlignment - 1);
-    reinterpret_cast<void**>(aligned)[-1] = raw;
-    return reinterpret_cast<void*>(aligned);
+// Under AddressSanitizer the cache is off unless asked for: every buffer
+// then goes straight back to malloc, and ASan's quarantine catches a use
+// after free however late it comes. With the cache on, cached buffers are
+// poisoned, so a use after free is caught until the buffer is handed out again.
+#ifdef TAPEGRAD_ASAN
+constexpr bool kCacheByDefault = false;
+void poison(const void* p, std::size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+void unpoison(const void* p, std::size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+#else
+constexpr bool kCacheByDefault = true;
+void poison(const void*, std::size_t) {}
+void unpoison(const void*, std::size_t) {}
+#endif
+
+bool read_cache_switch() {
+    const char* env = std::getenv("TAPEGRAD_BUFFER_CACHE");
+    if (!env || !*env) return kCacheByDefault;
+    if (!std::strcmp(env, "0")) return false;
+    if (!std::strcmp(env, "1")) return true;
+    std::fprintf(stderr, "tapegrad: TAPEGRAD_BUFFER_CACHE must be 0 or 1, got '%s'; the buffer cache stays %s\n", env,
+                 kCacheByDefault ? "on" : "off");
+    return kCacheByDefault;
 }
 
-void aligned_free(void* p) noexcept { std::free(reinterpret_cast<void**>(p)[-1]); }
+bool cache_enabled() {
+    static const bool enabled = read_cache_switch();  // read once, on first use
+    return enabled;
+}
+
+// Each buffer is preceded by its header: the pointer malloc returned, and
+// the id of the thread cache that may keep it (0: none).
+struct Header {
+    std::uint64_t owner;
+    void* raw;
+};
+constexpr std::size_t kSlack = sizeof(Header) + kAlignment - 1;  // header plus worst-case alignment gap
+
+Header& header(void* p) { return reinterpret_cast<Header*>(p)[-1]; }
+
+// The end of the malloc block behind a buffer of size class `cls`.
+const char* block_end(void* p, std::size_t cls) { return static_cast<const char*>(header(p).raw) + cls + kSlack; }
+
+void* aligned_malloc(std::size_t cls, std::uint64_t owner) {
+    void* raw = std::malloc(cls + kSlack);
+    if (!raw) throw std::bad_alloc();
+    auto aligned = (reinterpret_cast<std::uintptr_t>(raw) + kSlack) & ~std::uintptr_t(kAlignment - 1);
+    void* p = reinterpret_cast<void*>(aligned);
+    header(p) = Header{owner, raw};
+    return p;
+}
+
+void aligned_free(void* p) noexcept { std::free(header(p).raw); }
 
 // The size a request is served with: small ones share 64-byte classes.
 std::size_t size_class(std::size_t bytes) {
@@ -46,23 +88,33 @@ std::size_t size_class(std::size_t bytes) {
 }
 
 struct Cache {
+    std::uint64_t id;
     std::vector<void*> small[kSmall / kAlignment + 1];
     std::unordered_map<std::size_t, std::vector<void*>> large;
     std::size_t bytes = 0;
 
+    explicit Cache(std::uint64_t id) : id(id) {}
     std::vector<void*>& list(std::size_t cls) { return cls <= kSmall ? small[cls / kAlignment] : large[cls]; }
     void clear() noexcept {
-        for (auto& l : small) {
-            for (void* p : l) aligned_free(p);
-            l.clear();
+        for (std::size_t i = 0; i < std::size(small); ++i) {
+            for (void* p : small[i]) free_cached(p, i * kAlignment);
+            small[i].clear();
         }
-        for (auto& [size, l] : large)
-            for (void* p : l) aligned_free(p);
+        for (auto& [cls, l] : large)
+            for (void* p : l) free_cached(p, cls);
         large.clear();
         bytes = 0;
     }
+    static void free_cached(void* p, std::size_t cls) noexcept {
+        unpoison(p, static_cast<std::size_t>(block_end(p, cls) - static_cast<char*>(p)));
+        aligned_free(p);
+    }
     ~Cache() { clear(); }
 };
+
+// Ids are never reused, so a buffer outliving its thread is never mistaken
+// for one of a later thread's.
+std::atomic<std::uint64_t> g_next_cache_id{1};
 
 // A plain pointer, still safe to test after the thread's thread-local
 // objects are destroyed (tensors in static storage die later).
@@ -78,10 +130,10 @@ struct CacheOwner {
 thread_local CacheOwner t_cache_owner;
 
 Cache* cache() {
-    if (!TAPEGRAD_BUFFER_CACHE || t_cache_dead) return nullptr;
+    if (t_cache_dead || !cache_enabled()) return nullptr;
     if (!t_cache) {
         (void)&t_cache_owner;  // constructs the owner, which frees the cache at thread exit
-        t_cache = new Cache();
+        t_cache = new Cache(g_next_cache_id.fetch_add(1, std::memory_order_relaxed));
     }
     return t_cache;
 }
@@ -92,37 +144,49 @@ namespace detail {
 
 void* buffer_allocate(std::size_t bytes) {
     const std::size_t cls = size_class(bytes);
-    if (Cache* c = cache()) {
+    Cache* c = cache();
+    void* p = nullptr;
+    if (c) {
         auto& l = c->list(cls);
         if (!l.empty()) {
-            void* p = l.back();
+            p = l.back();
             l.pop_back();
             c->bytes -= cls;
-            return p;
         }
     }
-    return aligned_malloc(cls);
+    if (!p) p = aligned_malloc(cls, c ? c->id : 0);
+    // Only the requested bytes are usable: an overrun into the size class's
+    // rounding or the block's slack is an ASan report.
+    unpoison(p, bytes);
+    poison(static_cast<char*>(p) + bytes, static_cast<std::size_t>(block_end(p, cls) - static_cast<char*>(p)) - bytes);
+    return p;
 }
 
 void buffer_release(void* p, std::size_t bytes) noexcept {
     if (!p) return;
     const std::size_t cls = size_class(bytes);
-    Cache* c = cache();
-    if (c && c->bytes + cls <= max_cached_bytes) {
+    // Only the allocating thread keeps a buffer: one freed on another thread
+    // (a graph handed over, a producer's tensors) goes back to malloc, so
+    // one thread's allocations never pile up in another's cache.
+    Cache* c = t_cache;  // a thread without a cache owns no buffer
+    if (c && header(p).owner == c->id && c->bytes + cls <= max_cached_bytes) {
         try {
             auto& l = c->list(cls);
-            if (l.size() < kMaxPerSize) {
+            if (l.size() < max_cached_per_size) {
                 l.push_back(p);
                 c->bytes += cls;
+                poison(p, static_cast<std::size_t>(block_end(p, cls) - static_cast<char*>(p)));
                 return;
             }
         } catch (...) {  // no memory for the list itself: just free
         }
     }
-    aligned_free(p);
+    Cache::free_cached(p, cls);
 }
 
 }  // namespace detail
+
+bool buffer_cache_enabled() noexcept { return cache_enabled(); }
 
 std::size_t cached_bytes() noexcept { return t_cache ? t_cache->bytes : 0; }
 

@@ -3,7 +3,9 @@
 // atomic: the file is written beside the target and renamed over it.
 //
 // Layout: one array per parameter under its dotted name; optimiser state
-// under "optimizer/<entry>" (see Optimizer::state()).
+// under "optimizer/<entry>" (see Optimizer::state()). Files saved before
+// optimisers counted steps per parameter (no "optimizer/step.<i>") still
+// load: see Optimizer::load_state.
 //
 // Loading checks everything before changing anything:
 //   - a parameter missing from the file, or an entry the model does not have,

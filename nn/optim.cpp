@@ -2,6 +2,7 @@
 // into the parameter or a state buffer: no temporaries, no allocation.
 #include <tapegrad/nn/optim.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include <xtensor/xmath.hpp>
@@ -23,6 +24,22 @@ template <class T>
 Optimizer<T>::Optimizer(std::vector<BasicTensor<T>> params, double lr) : LearningRate(lr), params_(std::move(params)) {
     for (std::size_t i = 0; i < params_.size(); ++i)
         if (!params_[i].defined()) throw ValueError("optimizer: parameter " + std::to_string(i) + " is undefined");
+    updates_.assign(params_.size(), 0);
+}
+
+template <class T>
+std::size_t Optimizer<T>::updates(std::size_t i) const {
+    if (i >= updates_.size())
+        throw ValueError("optimizer: updates(" + std::to_string(i) + ") but there are " +
+                         std::to_string(updates_.size()) + " parameters");
+    return updates_[i];
+}
+
+template <class T>
+BasicTensor<T> Optimizer<T>::take_grad(std::size_t i) {
+    auto g = params_[i].grad();
+    if (g.defined()) ++updates_[i];
+    return g;
 }
 
 template <class T>
@@ -38,11 +55,30 @@ std::vector<Array<T>>& Optimizer<T>::add_buffer(const std::string& name) {
     return buffers_.back().second;
 }
 
+namespace {
+
+const std::string kStep = "step";
+
+std::string step_name(std::size_t i) { return kStep + "." + std::to_string(i); }
+
+// A saved step count as a whole number; `name` for the error.
+template <class T>
+std::size_t step_count(const std::string& name, const Array<T>& a) {
+    const T step = a();
+    if (!(step >= T(0)) || step != std::floor(step))
+        throw ValueError("optimizer load_state: '" + name + "' must be a whole number >= 0, got " + std::to_string(step));
+    return static_cast<std::size_t>(step);
+}
+
+}  // namespace
+
 template <class T>
 StateDict<T> Optimizer<T>::state() const {
     StateDict<T> s;
     s.emplace_back("lr", Array<T>(static_cast<T>(lr())));
-    s.emplace_back("step", Array<T>(static_cast<T>(steps_)));
+    s.emplace_back(kStep, Array<T>(static_cast<T>(steps_)));
+    for (std::size_t i = 0; i < updates_.size(); ++i)
+        s.emplace_back(step_name(i), Array<T>(static_cast<T>(updates_[i])));
     for (const auto& [name, arrays] : buffers_)
         for (std::size_t i = 0; i < arrays.size(); ++i) s.emplace_back(name + "." + std::to_string(i), arrays[i]);
     return s;
@@ -51,7 +87,9 @@ StateDict<T> Optimizer<T>::state() const {
 template <class T>
 void Optimizer<T>::load_state(const StateDict<T>& state) {
     // Check everything first, so a bad state leaves the optimiser untouched.
+    // Entries: lr, step, step.<i> for each parameter, then the buffers.
     auto expected = this->state();
+    const std::size_t first_count = 2, first_buffer = first_count + updates_.size();
     std::vector<const Array<T>*> found(expected.size(), nullptr);
     for (const auto& [name, value] : state) {
         std::size_t k = 0;
@@ -62,14 +100,21 @@ void Optimizer<T>::load_state(const StateDict<T>& state) {
                              ", expected " + shape_string(expected[k].second.shape()));
         found[k] = &value;
     }
+    // A state from before per-parameter counts has none of them.
+    const bool old_format = std::all_of(found.begin() + first_count, found.begin() + first_buffer,
+                                        [](const auto* f) { return f == nullptr; });
     for (std::size_t k = 0; k < expected.size(); ++k)
-        if (!found[k]) throw ValueError("optimizer load_state: entry '" + expected[k].first + "' is missing");
-    const T step = (*found[1])();
-    if (!(step >= T(0)) || step != std::floor(step))
-        throw ValueError("optimizer load_state: 'step' must be a whole number >= 0, got " + std::to_string(step));
+        if (!found[k] && !(old_format && k >= first_count && k < first_buffer))
+            throw ValueError("optimizer load_state: entry '" + expected[k].first + "' is missing");
+    const std::size_t steps = step_count(kStep, *found[1]);
+    std::vector<std::size_t> updates(updates_.size(), steps);
+    if (!old_format)
+        for (std::size_t i = 0; i < updates.size(); ++i) updates[i] = step_count(step_name(i), *found[first_count + i]);
+
     set_lr(static_cast<double>((*found[0])()));
-    steps_ = static_cast<std::size_t>(step);
-    std::size_t k = 2;
+    steps_ = steps;
+    updates_ = std::move(updates);
+    std::size_t k = first_buffer;
     for (auto& buffer : buffers_)
         for (auto& array : buffer.second) xt::noalias(array) = *found[k++];
 }
@@ -88,7 +133,7 @@ void SGD<T>::step() {
     NoGradGuard no_grad;
     const T lr = static_cast<T>(this->lr()), mu = static_cast<T>(momentum_), wd = static_cast<T>(weight_decay_);
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
-        auto g_tensor = this->params_[i].grad();
+        auto g_tensor = this->take_grad(i);
         if (!g_tensor.defined()) continue;
         const auto& g = g_tensor.value();
         this->params_[i].modify([&](auto& p) {
@@ -137,14 +182,16 @@ template <class T>
 void Adam<T>::step() {
     NoGradGuard no_grad;
     ++this->steps_;
-    const double t = static_cast<double>(this->steps_);
     const T lr = static_cast<T>(this->lr()), b1 = static_cast<T>(beta1_), b2 = static_cast<T>(beta2_);
     const T eps = static_cast<T>(eps_), wd = static_cast<T>(weight_decay_);
-    // Bias corrections in double: b^t underflows gracefully, no drift in float.
-    const T c1 = static_cast<T>(1 - std::pow(beta1_, t)), c2 = static_cast<T>(1 - std::pow(beta2_, t));
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
-        auto g_tensor = this->params_[i].grad();
+        auto g_tensor = this->take_grad(i);
         if (!g_tensor.defined()) continue;
+        // The parameter's own update count: skipped steps do not age its
+        // moments, so they must not shrink its bias correction either.
+        // In double: b^t underflows gracefully, no drift in float.
+        const double t = static_cast<double>(this->updates_[i]);
+        const T c1 = static_cast<T>(1 - std::pow(beta1_, t)), c2 = static_cast<T>(1 - std::pow(beta2_, t));
         const auto& g = g_tensor.value();
         auto& m = (*m_)[i];
         auto& v = (*v_)[i];

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <thread>
 #include <unistd.h>
 
 #include <tapegrad/nn/nn.hpp>
@@ -123,4 +124,34 @@ TEST_CASE("memory: a graph kept alive across steps holds its nodes until release
     CHECK(live_graph_nodes() == baseline + 10 * per_graph);
     kept.clear();
     CHECK(live_graph_nodes() == baseline);
+}
+
+TEST_CASE("memory: tensors freed on another thread do not fill that thread's buffer cache") {
+    // A producer thread allocates 2,000 tensors of 4 KiB to 64 KiB; this
+    // thread frees them. They go back to malloc, not into this thread's cache
+    // (which they used to fill, 37 MB until release_cached_memory()).
+    release_cached_memory();
+    REQUIRE(cached_bytes() == 0);
+    std::vector<Tensor> produced;
+    std::thread producer([&] {
+        for (std::size_t i = 0; i < 2000; ++i) produced.push_back(Tensor::ones({1024 * (1 + i % 16)}));
+    });
+    producer.join();
+    CHECK(produced.size() == 2000);
+    produced.clear();
+    CHECK(cached_bytes() == 0);
+
+    // This thread's own buffers are still kept, within the per-size bound.
+    {
+        std::vector<Tensor> own;
+        for (std::size_t i = 0; i < max_cached_per_size + 44; ++i) own.push_back(Tensor::ones({1024}));
+    }
+    if (buffer_cache_enabled()) {
+        CHECK(cached_bytes() >= max_cached_per_size * 4096);
+        CHECK(cached_bytes() < (max_cached_per_size + 1) * 4096);  // not all 300: the bound per size
+    } else {
+        CHECK(cached_bytes() == 0);
+    }
+    release_cached_memory();
+    CHECK(cached_bytes() == 0);
 }

@@ -112,10 +112,37 @@ TEST_CASE("nn: the checkpoint file is a plain npz with the parameter names") {
         CHECK(a.descr == "<f4");
     }
     CHECK(names == std::vector<std::string>{"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias",
-                                            "optimizer/lr", "optimizer/step", "optimizer/momentum.0",
+                                            "optimizer/lr", "optimizer/step", "optimizer/step.0",
+                                            "optimizer/step.1", "optimizer/step.2", "optimizer/step.3",
+                                            "optimizer/momentum.0",
                                             "optimizer/momentum.1", "optimizer/momentum.2", "optimizer/momentum.3"});
     nn::save_checkpoint(tmp.file("m.npz"), *model);  // overwrite in place
     CHECK(data::load_npz(tmp.file("m.npz")).size() == 4);
+}
+
+TEST_CASE("nn: a checkpoint from before per-parameter step counts still loads") {
+    // Such a file has "optimizer/step" but no "optimizer/step.<i>": every
+    // parameter's count becomes that step, the t the old Adam used for all.
+    TempDir tmp;
+    auto model = mlp({2, 5, 1}, 1);
+    nn::Adam<float> opt(model->parameters(), 0.01f);
+    train_steps(*model, opt, 3);
+    nn::save_checkpoint(tmp.file("new.npz"), *model, opt);
+    std::vector<data::NpyArray> old_format;
+    for (auto& a : data::load_npz(tmp.file("new.npz")))
+        if (a.name.rfind("optimizer/step.", 0) != 0) old_format.push_back(std::move(a));
+    REQUIRE(old_format.size() == 4 + 2 + 8);  // parameters, lr and step, two buffers per parameter
+    data::save_npz(tmp.file("old.npz"), old_format);
+
+    auto fresh = mlp({2, 5, 1}, 2);
+    nn::Adam<float> fresh_opt(fresh->parameters(), 0.5f);
+    nn::load_checkpoint(tmp.file("old.npz"), *fresh, fresh_opt);
+    CHECK(fresh_opt.steps() == 3);
+    for (std::size_t i = 0; i < fresh->parameters().size(); ++i) CHECK(fresh_opt.updates(i) == 3);
+    // Every parameter was updated on every step, so this is the saved state exactly.
+    auto a = opt.state(), b = fresh_opt.state();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].second == b[i].second);
 }
 
 TEST_CASE("nn: loading into a different architecture names the parameter and both shapes") {

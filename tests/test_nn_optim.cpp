@@ -115,7 +115,7 @@ TEST_CASE("nn: optimiser state round trip and its errors") {
     auto state = adam.state();
     std::vector<std::string> names;
     for (const auto& e : state) names.push_back(e.first);
-    CHECK(names == std::vector<std::string>{"lr", "step", "exp_avg.0", "exp_avg_sq.0"});
+    CHECK(names == std::vector<std::string>{"lr", "step", "step.0", "exp_avg.0", "exp_avg_sq.0"});
 
     // A fresh optimiser over a copy of the parameter continues identically.
     Tensor64 q(xt::xarray<double>(p.value()), true);
@@ -128,7 +128,7 @@ TEST_CASE("nn: optimiser state round trip and its errors") {
     CHECK(q.value() == p.value());
 
     auto bad_shape = state;
-    bad_shape[2].second = xt::zeros<double>({3});
+    bad_shape[3].second = xt::zeros<double>({3});
     CHECK_THROWS_WITH_AS(resumed.load_state(bad_shape),
                          doctest::Contains("entry 'exp_avg.0' has shape [3], expected [2]"), ShapeError);
     auto missing = state;
@@ -137,10 +137,50 @@ TEST_CASE("nn: optimiser state round trip and its errors") {
     auto extra = state;
     extra.emplace_back("momentum.0", xt::zeros<double>({2}));
     CHECK_THROWS_WITH_AS(resumed.load_state(extra), doctest::Contains("unexpected entry 'momentum.0'"), ValueError);
+    auto fractional = state;
+    fractional[2].second = xt::xarray<double>(1.5);
+    CHECK_THROWS_WITH_AS(resumed.load_state(fractional), doctest::Contains("'step.0' must be a whole number >= 0, got 1.5"),
+                         ValueError);
     CHECK(resumed.steps() == 2);  // the failed loads changed nothing
+    CHECK(resumed.updates(0) == 2);
 
     nn::SGD<double> sgd({param()}, 0.1, 0.9);
-    CHECK(sgd.state().size() == 3);  // lr, step, momentum.0
+    CHECK(sgd.state().size() == 4);  // lr, step, step.0, momentum.0
+    CHECK_THROWS_WITH_AS(sgd.updates(1), doctest::Contains("updates(1) but there are 1 parameters"), ValueError);
+}
+
+TEST_CASE("nn: a state saved before per-parameter step counts loads with every count = its global step") {
+    // Parameter 1 skips the second step, so its own count (1) differs from
+    // the global one (2); the old format had only the global "step".
+    auto p = param(), q = param();
+    nn::Adam<double> adam({p, q}, 0.1);
+    p.set_grad(Tensor64({0.5, -1.0}));
+    q.set_grad(Tensor64({0.2, 0.1}));
+    adam.step();
+    q.zero_grad();
+    step_with(adam, p, kG2);
+    REQUIRE(adam.updates(0) == 2);
+    REQUIRE(adam.updates(1) == 1);
+    nn::StateDict<double> old_format;
+    for (const auto& entry : adam.state())
+        if (entry.first.rfind("step.", 0) != 0) old_format.push_back(entry);
+    REQUIRE(old_format.size() == 6);  // lr, step, exp_avg.{0,1}, exp_avg_sq.{0,1}
+
+    Tensor64 p2(xt::xarray<double>(p.value()), true), q2(xt::xarray<double>(q.value()), true);
+    nn::Adam<double> resumed({p2, q2}, 0.5);
+    resumed.load_state(old_format);
+    CHECK(resumed.steps() == 2);
+    CHECK(resumed.updates(0) == 2);
+    CHECK(resumed.updates(1) == 2);  // what the old optimiser used for every parameter
+    // The next step of parameter 0 is the same as the original's (same t = 3).
+    step_with(adam, p, kG1);
+    step_with(resumed, p2, kG1);
+    CHECK(p2.value() == p.value());
+
+    // Some counts but not all: refused, naming the missing one.
+    auto partial = old_format;
+    partial.emplace_back("step.0", xt::xarray<double>(2.0));
+    CHECK_THROWS_WITH_AS(resumed.load_state(partial), doctest::Contains("entry 'step.1' is missing"), ValueError);
 }
 
 TEST_CASE("nn: step and cosine learning-rate schedules") {
