@@ -48,8 +48,8 @@ struct Bias {
 };
 
 // The classic recipe pairs N(0, 1/fan_in) weights with N(0, 1) biases.
-template <class T> void initialize(BasicModule<T>& module, Scheme weights, Generator& gen, Bias bias = Bias::zeros());
-template <class T> void initialize_classic(BasicModule<T>& module, Generator& gen) {
+template <class T> void initialize(ModuleBase<T>& module, Scheme weights, Generator& gen, Bias bias = Bias::zeros());
+template <class T> void initialize_classic(ModuleBase<T>& module, Generator& gen) {
     initialize(module, Scheme::classic, gen, Bias::normal(1));
 }
 
