@@ -8,7 +8,9 @@
 #include <sstream>
 #include <thread>
 
-#include <tapegrad/tapegrad.hpp>  // the only include: printing needs nothing more
+#include <tapegrad/nn/init.hpp>
+#include <tapegrad/nn/linear.hpp>
+#include <tapegrad/tapegrad.hpp>  // printing needs nothing more
 
 #include "op_test_util.hpp"
 
@@ -195,4 +197,26 @@ TEST_CASE("api: tensors and their values print with tapegrad.hpp alone") {
     CHECK(value.str().find("1.5") != std::string::npos);
     CHECK(value.str().find("4.25") != std::string::npos);
     CHECK(tensor.str().find(value.str()) != std::string::npos);
+}
+
+TEST_CASE("api: initialisers without a Generator draw from the default one") {
+    Tensor64 a = Tensor64::zeros({3, 4}), b = Tensor64::zeros({3, 4});
+    Generator g(31);
+    manual_seed(31);
+    nn::init::xavier_uniform_(a);
+    nn::init::xavier_uniform_(b, g);
+    CHECK(a.value() == b.value());
+    manual_seed(31);
+    nn::init::normal_(a, 1.0, 2.0);
+    g.seed(31);
+    nn::init::normal_(b, g, 1.0, 2.0);
+    CHECK(a.value() == b.value());
+    manual_seed(31);
+    nn::Linear<double> l1(3, 2);
+    nn::init::initialize(l1, nn::init::Scheme::he_normal, nn::init::Bias::normal(1));
+    g.seed(31);
+    nn::Linear<double> l2(3, 2, true, g);
+    nn::init::initialize(l2, nn::init::Scheme::he_normal, g, nn::init::Bias::normal(1));
+    CHECK(l1.parameter("weight").value() == l2.parameter("weight").value());
+    CHECK(l1.parameter("bias").value() == l2.parameter("bias").value());
 }
