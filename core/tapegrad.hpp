@@ -4,6 +4,7 @@
 #include <tapegrad/core/autograd.hpp>
 #include <tapegrad/core/dot.hpp>
 #include <tapegrad/core/error.hpp>
+#include <tapegrad/core/generator.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 #include <tapegrad/core/memory.hpp>
 #include <tapegrad/core/gradcheck.hpp>
@@ -13,7 +14,11 @@
 #include <tapegrad/ops/arithmetic.hpp>
 #include <tapegrad/ops/compare.hpp>
 #include <tapegrad/ops/indexing.hpp>
+#include <tapegrad/ops/like.hpp>
 #include <tapegrad/ops/linalg.hpp>
 #include <tapegrad/ops/reduce.hpp>
 #include <tapegrad/ops/shape.hpp>
 #include <tapegrad/ops/unary.hpp>
+
+// std::cout << t.value() prints the array (xtensor's printer).
+#include <xtensor/xio.hpp>

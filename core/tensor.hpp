@@ -6,17 +6,19 @@
 // reachable without a copy through value().
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <iterator>
 #include <memory>
-#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include <tapegrad/core/array.hpp>
 #include <tapegrad/core/error.hpp>
+#include <tapegrad/core/generator.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 
 namespace tapegrad {
@@ -27,18 +29,6 @@ template <class T>
 class BasicTensor;
 using Tensor = BasicTensor<float>;     // float32, the default for models
 using Tensor64 = BasicTensor<double>;  // float64, for gradient checks
-
-// Seedable source of randomness for rand/randn/initialisers/dropout. Same
-// seed, same numbers, on every run.
-class Generator {
-public:
-    explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
-    void seed(std::uint64_t s) { engine_.seed(s); }
-    std::mt19937_64& engine() { return engine_; }
-
-private:
-    std::mt19937_64 engine_;
-};
 
 namespace detail {
 template <class T>
@@ -142,6 +132,128 @@ public:
     // A copy in another element type, detached from the graph.
     template <class U>
     BasicTensor<U> to() const;
+
+    // ---- Short forms, as a libtorch user writes them. Thin forwards to the
+    // free functions of ops/ (defined in ops/methods.cpp), so each op keeps
+    // one implementation.
+
+    // Any sequence of integers is a shape where a Shape is expected:
+    // Tensor::ones(t.shape()), x.reshape(y.shape()), std::array<int, 2>.
+    template <class S, class Exact = Shape>
+    using if_dims = std::enable_if_t<
+        !std::is_same_v<S, Exact> &&
+            std::is_integral_v<std::decay_t<decltype(*std::begin(std::declval<const S&>()))>>,
+        int>;
+    template <class S, if_dims<S> = 0>
+    static BasicTensor zeros(const S& shape, bool requires_grad = false) {
+        return zeros(Shape(std::begin(shape), std::end(shape)), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor ones(const S& shape, bool requires_grad = false) {
+        return ones(Shape(std::begin(shape), std::end(shape)), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor full(const S& shape, T value, bool requires_grad = false) {
+        return full(Shape(std::begin(shape), std::end(shape)), value, requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor from_data(const T* data, const S& shape, bool requires_grad = false) {
+        return from_data(data, Shape(std::begin(shape), std::end(shape)), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor randn(const S& shape, Generator& gen, T mean = T(0), T stddev = T(1),
+                             bool requires_grad = false) {
+        return randn(Shape(std::begin(shape), std::end(shape)), gen, mean, stddev, requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor rand(const S& shape, Generator& gen, T low = T(0), T high = T(1), bool requires_grad = false) {
+        return rand(Shape(std::begin(shape), std::end(shape)), gen, low, high, requires_grad);
+    }
+    // Without a Generator: from this thread's default_generator() (manual_seed).
+    static BasicTensor randn(const Shape& shape, T mean = T(0), T stddev = T(1), bool requires_grad = false);
+    static BasicTensor rand(const Shape& shape, T low = T(0), T high = T(1), bool requires_grad = false);
+    template <class S, if_dims<S> = 0>
+    static BasicTensor randn(const S& shape, T mean = T(0), T stddev = T(1), bool requires_grad = false) {
+        return randn(Shape(std::begin(shape), std::end(shape)), mean, stddev, requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor rand(const S& shape, T low = T(0), T high = T(1), bool requires_grad = false) {
+        return rand(Shape(std::begin(shape), std::end(shape)), low, high, requires_grad);
+    }
+
+    template <class U>
+    U item() const {  // x.item<float>(), x.item<int>()
+        return static_cast<U>(item());
+    }
+
+    // Reductions: x.sum(), x.sum(1), x.sum({0, 2}, true); likewise mean,
+    // max, min, logsumexp (see ops/reduce.hpp).
+    template <class I>
+    using if_axis = std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>, int>;
+    BasicTensor sum(const std::vector<std::ptrdiff_t>& axes = {}, bool keepdims = false) const;
+    BasicTensor mean(const std::vector<std::ptrdiff_t>& axes = {}, bool keepdims = false) const;
+    BasicTensor max(const std::vector<std::ptrdiff_t>& axes = {}, bool keepdims = false) const;
+    BasicTensor min(const std::vector<std::ptrdiff_t>& axes = {}, bool keepdims = false) const;
+    BasicTensor logsumexp(const std::vector<std::ptrdiff_t>& axes = {}, bool keepdims = false) const;
+    template <class I, if_axis<I> = 0>
+    BasicTensor sum(I axis, bool keepdims = false) const { return sum(one_axis(axis), keepdims); }
+    template <class I, if_axis<I> = 0>
+    BasicTensor mean(I axis, bool keepdims = false) const { return mean(one_axis(axis), keepdims); }
+    template <class I, if_axis<I> = 0>
+    BasicTensor max(I axis, bool keepdims = false) const { return max(one_axis(axis), keepdims); }
+    template <class I, if_axis<I> = 0>
+    BasicTensor min(I axis, bool keepdims = false) const { return min(one_axis(axis), keepdims); }
+    template <class I, if_axis<I> = 0>
+    BasicTensor logsumexp(I axis, bool keepdims = false) const { return logsumexp(one_axis(axis), keepdims); }
+    template <class I>
+    static std::vector<std::ptrdiff_t> one_axis(I axis) { return {static_cast<std::ptrdiff_t>(axis)}; }
+
+    // Elementwise (ops/unary.hpp, ops/arithmetic.hpp).
+    BasicTensor exp() const;
+    BasicTensor log() const;
+    BasicTensor log1p() const;
+    BasicTensor sqrt() const;
+    BasicTensor abs() const;
+    BasicTensor tanh() const;
+    BasicTensor erf() const;
+    BasicTensor sigmoid() const;
+    BasicTensor softplus() const;
+    BasicTensor sin() const;
+    BasicTensor cos() const;
+    BasicTensor pow(T exponent) const;
+    BasicTensor pow(const BasicTensor& exponent) const;
+    BasicTensor clamp(T lo, T hi) const;
+
+    // Products and shapes (ops/linalg.hpp, ops/shape.hpp).
+    BasicTensor matmul(const BasicTensor& other) const;
+    BasicTensor transpose() const;
+    BasicTensor transpose(std::ptrdiff_t axis0, std::ptrdiff_t axis1) const;
+    BasicTensor permute(const std::vector<std::size_t>& perm) const;
+    BasicTensor reshape(const std::vector<std::int64_t>& shape) const;  // one -1 is inferred
+    template <class S, if_dims<S, std::vector<std::int64_t>> = 0>
+    BasicTensor reshape(const S& shape) const {
+        return reshape(std::vector<std::int64_t>(std::begin(shape), std::end(shape)));
+    }
+    BasicTensor broadcast_to(const Shape& shape) const;
+    template <class S, if_dims<S> = 0>
+    BasicTensor broadcast_to(const S& shape) const {
+        return broadcast_to(Shape(std::begin(shape), std::end(shape)));
+    }
+
+    // float32 with float64: a readable compile error (see ops/arithmetic.hpp).
+    template <class U, std::enable_if_t<!std::is_same_v<U, T>, int> = 0>
+    BasicTensor matmul(const BasicTensor<U>&) const {
+        static_assert(std::is_same_v<U, T>, "tapegrad: matmul: cannot mix float32 and float64 tensors; convert one "
+                                            "with .to<float>() or .to<double>()");
+        return {};
+    }
+    template <class U, std::enable_if_t<!std::is_same_v<U, T>, int> = 0>
+    BasicTensor pow(const BasicTensor<U>&) const {
+        static_assert(std::is_same_v<U, T>, "tapegrad: pow: cannot mix float32 and float64 tensors; convert one "
+                                            "with .to<float>() or .to<double>()");
+        return {};
+    }
+    // ---- End of the short forms.
 
     // Engine internals.
     explicit BasicTensor(std::shared_ptr<detail::TensorImpl<T>> impl) : impl_(std::move(impl)) {}

@@ -32,17 +32,6 @@ BasicTensor<T> threshold(const BasicTensor<T>& x, Scalar<T> at) {
 }
 
 template <class T>
-BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
-    // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0.
-    // |x| is built from the branch taken (x for x >= 0), not from abs(),
-    // whose subgradient 0 at x = 0 would make sigmoid'(0) 0 instead of 1/4.
-    auto nonnegative = ge(x.detach(), constant<T>(0));
-    auto e = exp(neg(where(nonnegative, x, neg(x))));
-    auto inv = rdiv(Scalar<T>(1), add(e, Scalar<T>(1)));
-    return where(nonnegative, inv, e * inv);
-}
-
-template <class T>
 BasicTensor<T> relu(const BasicTensor<T>& x) {
     return where(step(x), x, constant<T>(0));
 }
@@ -63,12 +52,6 @@ BasicTensor<T> elu(const BasicTensor<T>& x, Scalar<T> alpha) {
     // exp only sees the non-positive part, so large x cannot overflow.
     auto negative_part = where(positive, constant<T>(0), x);
     return where(positive, x, (exp(negative_part) - Scalar<T>(1)) * alpha);
-}
-
-template <class T>
-BasicTensor<T> softplus(const BasicTensor<T>& x) {
-    // maximum() splits the gradient at 0, giving the exact softplus'(0) = 1/2.
-    return maximum(x, Scalar<T>(0)) + log1p(exp(neg(abs(x))));
 }
 
 template <class T>
@@ -154,12 +137,10 @@ std::string RReLU<T>::extra_repr() const {
 #define TAPEGRAD_INSTANTIATE(T)                                                                      \
     template BasicTensor<T> identity(const BasicTensor<T>&);                                        \
     template BasicTensor<T> threshold(const BasicTensor<T>&, Scalar<T>);                            \
-    template BasicTensor<T> sigmoid(const BasicTensor<T>&);                                         \
     template BasicTensor<T> relu(const BasicTensor<T>&);                                            \
     template BasicTensor<T> leaky_relu(const BasicTensor<T>&, Scalar<T>);                           \
     template BasicTensor<T> prelu(const BasicTensor<T>&, const BasicTensor<T>&);                    \
     template BasicTensor<T> elu(const BasicTensor<T>&, Scalar<T>);                                  \
-    template BasicTensor<T> softplus(const BasicTensor<T>&);                                        \
     template BasicTensor<T> gelu(const BasicTensor<T>&, GeluApproximation);                         \
     template BasicTensor<T> silu(const BasicTensor<T>&, Scalar<T>);                                 \
     template BasicTensor<T> softmax(const BasicTensor<T>&, std::ptrdiff_t);                         \

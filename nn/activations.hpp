@@ -1,8 +1,8 @@
 // Activation functions, composed from the tensor ops (no hand-written
 // derivatives: autodiff differentiates the composition). Where a naive
-// formula overflows, the composition avoids it: sigmoid and softplus only
-// ever exponentiate -|x|, log_softmax subtracts a logsumexp, so inputs of
-// +-1000 give finite values and finite gradients even in float32.
+// formula overflows, the composition avoids it: elu exponentiates only the
+// non-positive part, log_softmax subtracts a logsumexp, so inputs of +-1000
+// give finite values and finite gradients even in float32.
 //
 // At kinks (relu and friends at 0) the gradient is the left derivative,
 // as in PyTorch: relu'(0) = 0.
@@ -21,8 +21,13 @@
 
 namespace tapegrad::nn {
 
-// tanh and abs (absolute-value rectification) are the ops themselves.
+// tanh, abs (absolute-value rectification), sigmoid and softplus are the
+// ops themselves (ops/unary.hpp; sigmoid and softplus are primitives with
+// their own VJP: one function each, so an unqualified sigmoid(x) is never
+// ambiguous between tapegrad:: and tapegrad::nn::).
 using tapegrad::abs;
+using tapegrad::sigmoid;
+using tapegrad::softplus;
 using tapegrad::tanh;
 
 template <class T> BasicTensor<T> identity(const BasicTensor<T>& x);
@@ -31,15 +36,13 @@ template <class T> BasicTensor<T> identity(const BasicTensor<T>& x);
 // graph, so a network using it still runs backward, but nothing learns
 // through it. Use a smooth activation to train.
 template <class T> BasicTensor<T> threshold(const BasicTensor<T>& x, Scalar<T> at = 0);
-template <class T> BasicTensor<T> sigmoid(const BasicTensor<T>& x);
 template <class T> BasicTensor<T> relu(const BasicTensor<T>& x);
 template <class T> BasicTensor<T> leaky_relu(const BasicTensor<T>& x, Scalar<T> alpha = T(0.01));
 // max(x, 0) + slope * min(x, 0); `slope` broadcasts against x (one slope, or
 // one per feature of the last axis).
 template <class T> BasicTensor<T> prelu(const BasicTensor<T>& x, const BasicTensor<T>& slope);
+TAPEGRAD_NO_MIXED(prelu)
 template <class T> BasicTensor<T> elu(const BasicTensor<T>& x, Scalar<T> alpha = 1);
-// log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
-template <class T> BasicTensor<T> softplus(const BasicTensor<T>& x);
 
 enum class GeluApproximation { none, tanh };
 // x * Phi(x) with the normal CDF Phi through erf, or the tanh approximation.

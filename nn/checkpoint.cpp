@@ -12,6 +12,8 @@ namespace tapegrad::nn {
 namespace {
 
 const std::string kOptimizerPrefix = "optimizer/";
+// The generator's state text (Generator::state()) as bytes.
+const std::string kGeneratorEntry = "generator/state";
 
 template <class T>
 const char* dtype_name() {
@@ -38,18 +40,43 @@ std::vector<T> checked_values(const std::string& path, const std::string& what, 
 }
 
 template <class T>
-void save(const std::string& path, const BasicModule<T>& module, const Optimizer<T>* optimizer) {
+void save(const std::string& path, const ModuleBase<T>& module, const Optimizer<T>* optimizer,
+          const Generator* generator) {
     std::vector<data::NpyArray> arrays;
     for (const auto& [name, p] : module.named_parameters()) arrays.push_back(to_npy(name, p.value()));
     if (optimizer)
         for (const auto& [name, a] : optimizer->state()) arrays.push_back(to_npy(kOptimizerPrefix + name, a));
+    if (generator) {
+        const std::string text = generator->state();
+        arrays.push_back(data::NpyArray::from_vector(kGeneratorEntry, {text.size()},
+                                                     std::vector<std::uint8_t>(text.begin(), text.end())));
+    }
     data::save_npz(path, arrays);
 }
 
 template <class T>
-void load(const std::string& path, BasicModule<T>& module, Optimizer<T>* optimizer) {
+void load(const std::string& path, ModuleBase<T>& module, Optimizer<T>* optimizer, Generator* generator) {
     std::map<std::string, data::NpyArray> file;
     for (auto& a : data::load_npz(path)) file.emplace(a.name, std::move(a));
+
+    // 0. The generator state, parsed into a scratch generator first.
+    Generator restored;
+    if (auto it = file.find(kGeneratorEntry); it != file.end()) {
+        if (generator) {
+            if (it->second.descr != data::detail::npy_descr<std::uint8_t>())
+                throw DtypeError("load_checkpoint: '" + path + "': '" + kGeneratorEntry + "' is stored as " +
+                                 it->second.descr + ", expected bytes (|u1)");
+            const auto bytes = it->second.to_vector<std::uint8_t>();
+            try {
+                restored.set_state(std::string(bytes.begin(), bytes.end()));
+            } catch (const ValueError& e) {
+                throw ValueError("load_checkpoint: '" + path + "': '" + kGeneratorEntry + "': " + e.what());
+            }
+        }
+        file.erase(it);
+    } else if (generator) {
+        throw ValueError("load_checkpoint: '" + path + "' has no generator state ('" + kGeneratorEntry + "')");
+    }
 
     // 1. Every parameter present with the right dtype and shape.
     auto params = module.named_parameters();
@@ -81,32 +108,54 @@ void load(const std::string& path, BasicModule<T>& module, Optimizer<T>* optimiz
     NoGradGuard no_grad;
     for (std::size_t i = 0; i < params.size(); ++i)
         params[i].second.modify([&](auto& v) { std::copy(values[i].begin(), values[i].end(), v.begin()); });
+    if (generator) *generator = restored;
 }
 
 }  // namespace
 
 template <class T>
-void save_checkpoint(const std::string& path, const BasicModule<T>& module) {
-    save<T>(path, module, nullptr);
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module) {
+    save<T>(path, module, nullptr, nullptr);
 }
 template <class T>
-void save_checkpoint(const std::string& path, const BasicModule<T>& module, const Optimizer<T>& optimizer) {
-    save<T>(path, module, &optimizer);
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Optimizer<T>& optimizer) {
+    save<T>(path, module, &optimizer, nullptr);
 }
 template <class T>
-void load_checkpoint(const std::string& path, BasicModule<T>& module) {
-    load<T>(path, module, nullptr);
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Generator& generator) {
+    save<T>(path, module, nullptr, &generator);
 }
 template <class T>
-void load_checkpoint(const std::string& path, BasicModule<T>& module, Optimizer<T>& optimizer) {
-    load<T>(path, module, &optimizer);
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Optimizer<T>& optimizer,
+                     const Generator& generator) {
+    save<T>(path, module, &optimizer, &generator);
+}
+template <class T>
+void load_checkpoint(const std::string& path, ModuleBase<T>& module) {
+    load<T>(path, module, nullptr, nullptr);
+}
+template <class T>
+void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T>& optimizer) {
+    load<T>(path, module, &optimizer, nullptr);
+}
+template <class T>
+void load_checkpoint(const std::string& path, ModuleBase<T>& module, Generator& generator) {
+    load<T>(path, module, nullptr, &generator);
+}
+template <class T>
+void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T>& optimizer, Generator& generator) {
+    load<T>(path, module, &optimizer, &generator);
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                     \
-    template void save_checkpoint(const std::string&, const BasicModule<T>&);                      \
-    template void save_checkpoint(const std::string&, const BasicModule<T>&, const Optimizer<T>&); \
-    template void load_checkpoint(const std::string&, BasicModule<T>&);                            \
-    template void load_checkpoint(const std::string&, BasicModule<T>&, Optimizer<T>&);
+#define TAPEGRAD_INSTANTIATE(T)                                                                                 \
+    template void save_checkpoint(const std::string&, const ModuleBase<T>&);                                   \
+    template void save_checkpoint(const std::string&, const ModuleBase<T>&, const Optimizer<T>&);              \
+    template void save_checkpoint(const std::string&, const ModuleBase<T>&, const Generator&);                 \
+    template void save_checkpoint(const std::string&, const ModuleBase<T>&, const Optimizer<T>&, const Generator&); \
+    template void load_checkpoint(const std::string&, ModuleBase<T>&);                                         \
+    template void load_checkpoint(const std::string&, ModuleBase<T>&, Optimizer<T>&);                          \
+    template void load_checkpoint(const std::string&, ModuleBase<T>&, Generator&);                             \
+    template void load_checkpoint(const std::string&, ModuleBase<T>&, Optimizer<T>&, Generator&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

@@ -3,9 +3,11 @@
 // atomic: the file is written beside the target and renamed over it.
 //
 // Layout: one array per parameter under its dotted name; optimiser state
-// under "optimizer/<entry>" (see Optimizer::state()). Files saved before
-// optimisers counted steps per parameter (no "optimizer/step.<i>") still
-// load: see Optimizer::load_state.
+// under "optimizer/<entry>" (see Optimizer::state()); a generator's state
+// (Generator::state(), text) as bytes under "generator/state", so a resumed
+// run draws the same shuffles, dropout masks and noise as an uninterrupted one.
+// Files saved before optimisers counted steps per parameter (no
+// "optimizer/step.<i>") still load: see Optimizer::load_state.
 //
 // Loading checks everything before changing anything:
 //   - a parameter missing from the file, or an entry the model does not have,
@@ -24,13 +26,22 @@
 
 namespace tapegrad::nn {
 
-template <class T> void save_checkpoint(const std::string& path, const BasicModule<T>& module);
+template <class T> void save_checkpoint(const std::string& path, const ModuleBase<T>& module);
 template <class T>
-void save_checkpoint(const std::string& path, const BasicModule<T>& module, const Optimizer<T>& optimizer);
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Optimizer<T>& optimizer);
+template <class T>
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Generator& generator);
+template <class T>
+void save_checkpoint(const std::string& path, const ModuleBase<T>& module, const Optimizer<T>& optimizer,
+                     const Generator& generator);
 
-// Optimiser entries in the file are ignored by the first form; the second
-// requires them (ValueError if the file has none).
-template <class T> void load_checkpoint(const std::string& path, BasicModule<T>& module);
-template <class T> void load_checkpoint(const std::string& path, BasicModule<T>& module, Optimizer<T>& optimizer);
+// Optimiser and generator entries in the file are ignored by the forms that
+// do not take them; the forms that do require them (ValueError if absent).
+// The generator is restored only if everything else loads.
+template <class T> void load_checkpoint(const std::string& path, ModuleBase<T>& module);
+template <class T> void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T>& optimizer);
+template <class T> void load_checkpoint(const std::string& path, ModuleBase<T>& module, Generator& generator);
+template <class T>
+void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T>& optimizer, Generator& generator);
 
 }  // namespace tapegrad::nn

@@ -91,7 +91,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 template <class T>
-void initialize(BasicModule<T>& module, Scheme weights, Generator& gen, Bias bias) {
+void initialize(ModuleBase<T>& module, Scheme weights, Generator& gen, Bias bias) {
     // Parameters in registration order, so the draws (and the network) depend
     // only on the seed and the architecture.
     for (auto& [name, p] : module.named_parameters()) {
@@ -120,7 +120,7 @@ void initialize(BasicModule<T>& module, Scheme weights, Generator& gen, Bias bia
     template void xavier_uniform_(BasicTensor<T>&, Generator&, Scalar<T>);                  \
     template void he_normal_(BasicTensor<T>&, Generator&);                                  \
     template void he_uniform_(BasicTensor<T>&, Generator&);                                 \
-    template void initialize(BasicModule<T>&, Scheme, Generator&, Bias);
+    template void initialize(ModuleBase<T>&, Scheme, Generator&, Bias);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

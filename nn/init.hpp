@@ -34,6 +34,23 @@ template <class T> void xavier_uniform_(BasicTensor<T>& w, Generator& gen, Scala
 template <class T> void he_normal_(BasicTensor<T>& w, Generator& gen);
 template <class T> void he_uniform_(BasicTensor<T>& w, Generator& gen);
 
+// The same from this thread's default_generator() (tapegrad::manual_seed).
+template <class T> void normal_(BasicTensor<T>& t, Scalar<T> mean = 0, Scalar<T> stddev = 1) {
+    normal_(t, default_generator(), mean, stddev);
+}
+template <class T> void uniform_(BasicTensor<T>& t, Scalar<T> low, Scalar<T> high) {
+    uniform_(t, default_generator(), low, high);
+}
+template <class T> void classic_(BasicTensor<T>& w) { classic_(w, default_generator()); }
+template <class T> void xavier_normal_(BasicTensor<T>& w, Scalar<T> gain = 1) {
+    xavier_normal_(w, default_generator(), gain);
+}
+template <class T> void xavier_uniform_(BasicTensor<T>& w, Scalar<T> gain = 1) {
+    xavier_uniform_(w, default_generator(), gain);
+}
+template <class T> void he_normal_(BasicTensor<T>& w) { he_normal_(w, default_generator()); }
+template <class T> void he_uniform_(BasicTensor<T>& w) { he_uniform_(w, default_generator()); }
+
 // A whole module: every 2-D parameter whose name ends in "weight" gets the
 // weight scheme, every parameter whose name ends in "bias" the bias rule;
 // anything else (LayerNorm gains, PReLU slopes) is left alone.
@@ -48,9 +65,13 @@ struct Bias {
 };
 
 // The classic recipe pairs N(0, 1/fan_in) weights with N(0, 1) biases.
-template <class T> void initialize(BasicModule<T>& module, Scheme weights, Generator& gen, Bias bias = Bias::zeros());
-template <class T> void initialize_classic(BasicModule<T>& module, Generator& gen) {
+template <class T> void initialize(ModuleBase<T>& module, Scheme weights, Generator& gen, Bias bias = Bias::zeros());
+template <class T> void initialize_classic(ModuleBase<T>& module, Generator& gen) {
     initialize(module, Scheme::classic, gen, Bias::normal(1));
 }
+template <class T> void initialize(ModuleBase<T>& module, Scheme weights, Bias bias = Bias::zeros()) {
+    initialize(module, weights, default_generator(), bias);
+}
+template <class T> void initialize_classic(ModuleBase<T>& module) { initialize_classic(module, default_generator()); }
 
 }  // namespace tapegrad::nn::init

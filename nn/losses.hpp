@@ -6,6 +6,7 @@
 // position and the number of classes.
 #pragma once
 
+#include <tapegrad/core/mixed_dtypes.hpp>
 #include <tapegrad/core/tensor.hpp>
 #include <tapegrad/ops/indexing.hpp>
 
@@ -29,6 +30,10 @@ BasicTensor<T> binary_cross_entropy(const BasicTensor<T>& probabilities, const B
 template <class T>
 BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>& logits, const BasicTensor<T>& target,
                                                 Reduction reduction = Reduction::mean);
+
+TAPEGRAD_NO_MIXED_ARGS(mse_loss)
+TAPEGRAD_NO_MIXED_ARGS(binary_cross_entropy)
+TAPEGRAD_NO_MIXED_ARGS(binary_cross_entropy_with_logits)
 
 // Logits [batch, classes] and one integer label per row: -log_softmax picked
 // at each label. Reduction::none gives one loss per row, [batch].

@@ -19,7 +19,7 @@ std::string count_note(std::size_t n) {
 }  // namespace
 
 template <class T>
-void BasicModule<T>::register_parameter(const std::string& name, BasicTensor<T>& slot, BasicTensor<T> init) {
+void ModuleBase<T>::register_parameter(const std::string& name, BasicTensor<T>& slot, BasicTensor<T> init) {
     check_name(type_name_, "parameter", name);
     for (const auto& p : params_)
         if (p.first == name) throw ValueError(type_name_ + ": parameter '" + name + "' registered twice");
@@ -29,7 +29,7 @@ void BasicModule<T>::register_parameter(const std::string& name, BasicTensor<T>&
 }
 
 template <class T>
-void BasicModule<T>::add_child(const std::string& name, std::shared_ptr<BasicModule> child) {
+void ModuleBase<T>::add_child(const std::string& name, std::shared_ptr<ModuleBase> child) {
     check_name(type_name_, "submodule", name);
     if (!child) throw ValueError(type_name_ + ": submodule '" + name + "' is null");
     for (const auto& c : children_)
@@ -39,34 +39,34 @@ void BasicModule<T>::add_child(const std::string& name, std::shared_ptr<BasicMod
 }
 
 template <class T>
-void BasicModule<T>::collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const {
+void ModuleBase<T>::collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const {
     for (const auto& p : params_) out.emplace_back(prefix + p.first, *p.second);
     for (const auto& c : children_) c.second->collect(prefix + c.first + ".", out);
 }
 
 template <class T>
-std::vector<NamedTensor<T>> BasicModule<T>::named_parameters() const {
+std::vector<NamedTensor<T>> ModuleBase<T>::named_parameters() const {
     std::vector<NamedTensor<T>> out;
     collect("", out);
     return out;
 }
 
 template <class T>
-std::vector<BasicTensor<T>> BasicModule<T>::parameters() const {
+std::vector<BasicTensor<T>> ModuleBase<T>::parameters() const {
     std::vector<BasicTensor<T>> out;
     for (auto& p : named_parameters()) out.push_back(std::move(p.second));
     return out;
 }
 
 template <class T>
-std::size_t BasicModule<T>::num_parameters() const {
+std::size_t ModuleBase<T>::num_parameters() const {
     std::size_t n = 0;
     for (const auto& p : named_parameters()) n += p.second.size();
     return n;
 }
 
 template <class T>
-BasicTensor<T>* BasicModule<T>::find_parameter(const std::string& name) {
+BasicTensor<T>* ModuleBase<T>::find_parameter(const std::string& name) {
     for (auto& p : params_)
         if (p.first == name) return p.second;
     auto dot = name.find('.');
@@ -77,24 +77,24 @@ BasicTensor<T>* BasicModule<T>::find_parameter(const std::string& name) {
 }
 
 template <class T>
-BasicTensor<T>& BasicModule<T>::parameter(const std::string& name) {
+BasicTensor<T>& ModuleBase<T>::parameter(const std::string& name) {
     if (auto* p = find_parameter(name)) return *p;
     throw ValueError(type_name_ + ": no parameter named '" + name + "'");
 }
 
 template <class T>
-void BasicModule<T>::zero_grad() {
+void ModuleBase<T>::zero_grad() {
     for (auto& p : named_parameters()) p.second.zero_grad();
 }
 
 template <class T>
-void BasicModule<T>::train(bool on) {
+void ModuleBase<T>::train(bool on) {
     training_ = on;
     for (auto& c : children_) c.second->train(on);
 }
 
 template <class T>
-void BasicModule<T>::print(std::ostream& os, const std::string& name, int indent) const {
+void ModuleBase<T>::print(std::ostream& os, const std::string& name, int indent) const {
     const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
     os << pad << (name.empty() ? "" : "(" + name + "): ") << type_name_ << "(" << extra_repr();
     if (children_.empty()) {
@@ -107,7 +107,7 @@ void BasicModule<T>::print(std::ostream& os, const std::string& name, int indent
 }
 
 template <class T>
-std::string BasicModule<T>::str() const {
+std::string ModuleBase<T>::str() const {
     std::ostringstream os;
     print(os, "", 0);
     os << "Total parameters: " << num_parameters() << (training_ ? " (training mode)" : " (evaluation mode)");
@@ -115,20 +115,13 @@ std::string BasicModule<T>::str() const {
 }
 
 template <class T>
-std::ostream& operator<<(std::ostream& os, const BasicModule<T>& m) {
+std::ostream& operator<<(std::ostream& os, const ModuleBase<T>& m) {
     return os << m.str();
 }
 
-Generator& default_generator() {
-    thread_local Generator gen(0);
-    return gen;
-}
-
-void manual_seed(std::uint64_t seed) { default_generator().seed(seed); }
-
-template class BasicModule<float>;
-template class BasicModule<double>;
-template std::ostream& operator<<(std::ostream&, const BasicModule<float>&);
-template std::ostream& operator<<(std::ostream&, const BasicModule<double>&);
+template class ModuleBase<float>;
+template class ModuleBase<double>;
+template std::ostream& operator<<(std::ostream&, const ModuleBase<float>&);
+template std::ostream& operator<<(std::ostream&, const ModuleBase<double>&);
 
 }  // namespace tapegrad::nn

@@ -1,13 +1,26 @@
-// BasicModule<T>: the base of every layer. A module owns named parameters
-// (leaf tensors that require grad) and named submodules; names compose with
-// dots ("layers.0.weight"), so a whole model can be listed, zeroed, switched
-// between training and evaluation, printed and checkpointed from its root.
+// Modules. A module owns named parameters (leaf tensors that require grad)
+// and named submodules; names compose with dots ("layers.0.weight"), so a
+// whole model can be listed, zeroed, switched between training and
+// evaluation, printed and checkpointed from its root.
+//
+// Three levels:
+//   ModuleBase<T>              parameters, submodules, modes, printing; no forward
+//   ModuleOf<T, Out(In...)>    adds `virtual Out forward(In...)` and operator()
+//   BasicModule<T>             = ModuleOf<T, BasicTensor<T>(const BasicTensor<T>&)>,
+//                              one tensor in, one out: what Sequential chains
 //
 //   struct Affine : nn::BasicModule<double> {
 //       Tensor64 w;
 //       Affine() : BasicModule("Affine") { register_parameter("w", w, Tensor64::ones({3})); }
 //       Tensor64 forward(const Tensor64& x) override { return x * w; }
 //   };
+//
+//   struct Gaussian { Tensor64 mu, logvar; };
+//   struct Encoder : nn::ModuleOf<double, Gaussian(const Tensor64&)> {
+//       Encoder() : ModuleOf("Encoder") { ... }
+//       Gaussian forward(const Tensor64& x) override { ... }
+//   };
+//   auto [mu, logvar] = encoder(x);
 //
 // Modules hold pointers to their own members, so they cannot be copied or
 // moved: create them in place or behind a shared_ptr.
@@ -28,15 +41,12 @@ template <class T>
 using NamedTensor = std::pair<std::string, BasicTensor<T>>;
 
 template <class T>
-class BasicModule {
+class ModuleBase {
 public:
-    explicit BasicModule(std::string type_name) : type_name_(std::move(type_name)) {}
-    virtual ~BasicModule() = default;
-    BasicModule(const BasicModule&) = delete;
-    BasicModule& operator=(const BasicModule&) = delete;
-
-    virtual BasicTensor<T> forward(const BasicTensor<T>& x) = 0;
-    BasicTensor<T> operator()(const BasicTensor<T>& x) { return forward(x); }
+    explicit ModuleBase(std::string type_name) : type_name_(std::move(type_name)) {}
+    virtual ~ModuleBase() = default;
+    ModuleBase(const ModuleBase&) = delete;
+    ModuleBase& operator=(const ModuleBase&) = delete;
 
     // Every parameter of this module and its submodules, in registration
     // order, depth first. The tensors are handles: they share values and
@@ -76,7 +86,7 @@ protected:
     virtual std::string extra_repr() const { return ""; }
 
 private:
-    void add_child(const std::string& name, std::shared_ptr<BasicModule> child);
+    void add_child(const std::string& name, std::shared_ptr<ModuleBase> child);
     BasicTensor<T>* find_parameter(const std::string& name);
     void collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const;
     void print(std::ostream& os, const std::string& name, int indent) const;
@@ -84,21 +94,41 @@ private:
     std::string type_name_;
     bool training_ = true;
     std::vector<std::pair<std::string, BasicTensor<T>*>> params_;
-    std::vector<std::pair<std::string, std::shared_ptr<BasicModule>>> children_;
+    std::vector<std::pair<std::string, std::shared_ptr<ModuleBase>>> children_;
 };
 
 template <class T>
-std::ostream& operator<<(std::ostream& os, const BasicModule<T>& m);
+std::ostream& operator<<(std::ostream& os, const ModuleBase<T>& m);
+
+// A module with any inputs and output: several tensors in, a struct out.
+template <class T, class Signature>
+class ModuleOf;
+template <class T, class Out, class... In>
+class ModuleOf<T, Out(In...)> : public ModuleBase<T> {
+public:
+    using ModuleBase<T>::ModuleBase;
+    virtual Out forward(In... in) = 0;
+    Out operator()(In... in) { return forward(std::forward<In>(in)...); }
+};
+
+// One tensor in, one tensor out: the layers and activations, and what
+// Sequential chains.
+template <class T>
+class BasicModule : public ModuleOf<T, BasicTensor<T>(const BasicTensor<T>&)> {
+public:
+    explicit BasicModule(std::string type_name)
+        : ModuleOf<T, BasicTensor<T>(const BasicTensor<T>&)>(std::move(type_name)) {}
+};
 
 using Module = BasicModule<float>;
 using Module64 = BasicModule<double>;
 
-// The generator used by layers built without one (like torch.manual_seed):
-// one per thread, seeded 0 until manual_seed() is called.
-Generator& default_generator();
-void manual_seed(std::uint64_t seed);
+// Layers built without a generator draw from the default one (see
+// core/generator.hpp).
+using tapegrad::default_generator;
+using tapegrad::manual_seed;
 
-extern template class BasicModule<float>;
-extern template class BasicModule<double>;
+extern template class ModuleBase<float>;
+extern template class ModuleBase<double>;
 
 }  // namespace tapegrad::nn

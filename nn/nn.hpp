@@ -1,9 +1,11 @@
 // The neural-network layer of tapegrad in one include: modules, activations,
-// losses, initialisers, optimisers, schedules, checkpoints and metrics.
+// losses, initialisers, optimisers, gradient clipping, schedules, checkpoints
+// and metrics.
 #pragma once
 
 #include <tapegrad/nn/activations.hpp>
 #include <tapegrad/nn/checkpoint.hpp>
+#include <tapegrad/nn/clip_grad.hpp>
 #include <tapegrad/nn/dropout.hpp>
 #include <tapegrad/nn/init.hpp>
 #include <tapegrad/nn/layer_norm.hpp>

@@ -5,6 +5,7 @@
 
 #include <type_traits>
 
+#include <tapegrad/core/mixed_dtypes.hpp>
 #include <tapegrad/core/tensor.hpp>
 
 namespace tapegrad {
@@ -56,24 +57,22 @@ template <class T> BasicTensor<T> operator*(Scalar<T> a, const BasicTensor<T>& b
 template <class T> BasicTensor<T> operator/(const BasicTensor<T>& a, Scalar<T> b) { return mul(a, Scalar<T>(1) / b); }
 template <class T> BasicTensor<T> operator/(Scalar<T> a, const BasicTensor<T>& b) { return rdiv(a, b); }
 
-// float32 and float64 tensors do not mix implicitly: convert one with
-// .to<float>() or .to<double>(). These overloads turn the mistake into a
-// readable compile error instead of a wall of failed deductions.
-namespace detail {
-template <class A, class B> constexpr bool mixed_dtypes = !std::is_same_v<A, B>;
-}
-#define TAPEGRAD_NO_MIXED(op)                                                                          \
-    template <class A, class B, std::enable_if_t<detail::mixed_dtypes<A, B>, int> = 0>                 \
-    BasicTensor<A> op(const BasicTensor<A>&, const BasicTensor<B>&) {                                  \
-        static_assert(!detail::mixed_dtypes<A, B>,                                                     \
-                      "tapegrad: cannot mix float32 and float64 tensors in one op; convert one with " \
-                      ".to<float>() or .to<double>()");                                                \
-        return {};                                                                                     \
-    }
+// float32 with float64: a compile error naming the op (core/mixed_dtypes.hpp).
 TAPEGRAD_NO_MIXED(operator+)
 TAPEGRAD_NO_MIXED(operator-)
 TAPEGRAD_NO_MIXED(operator*)
 TAPEGRAD_NO_MIXED(operator/)
-#undef TAPEGRAD_NO_MIXED
+TAPEGRAD_NO_MIXED(add)
+TAPEGRAD_NO_MIXED(sub)
+TAPEGRAD_NO_MIXED(mul)
+TAPEGRAD_NO_MIXED(div)
+TAPEGRAD_NO_MIXED(pow)
+TAPEGRAD_NO_MIXED(maximum)
+TAPEGRAD_NO_MIXED(minimum)
+template <class C, class A, class B, std::enable_if_t<detail::mixed_dtypes<C, A, B>, int> = 0>
+BasicTensor<A> where(const BasicTensor<C>&, const BasicTensor<A>&, const BasicTensor<B>&) {
+    static_assert(!detail::mixed_dtypes<C, A, B>, TAPEGRAD_MIXED_MESSAGE("where"));
+    return {};
+}
 
 }  // namespace tapegrad

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include <tapegrad/core/tensor.hpp>
@@ -18,6 +19,15 @@ BasicTensor<T> slice(const BasicTensor<T>& x, std::ptrdiff_t axis, std::int64_t 
                      std::int64_t step = 1);
 template <class T> BasicTensor<T> concat(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis = 0);
 template <class T> BasicTensor<T> stack(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis = 0);
+// Braced lists deduce the element type: concat({a, b}, 1), stack({a, b}).
+template <class T>
+BasicTensor<T> concat(std::initializer_list<BasicTensor<T>> xs, std::ptrdiff_t axis = 0) {
+    return concat(std::vector<BasicTensor<T>>(xs), axis);
+}
+template <class T>
+BasicTensor<T> stack(std::initializer_list<BasicTensor<T>> xs, std::ptrdiff_t axis = 0) {
+    return stack(std::vector<BasicTensor<T>>(xs), axis);
+}
 // Picks whole slices along `axis` by index (indices may repeat; their
 // gradients add up).
 template <class T> BasicTensor<T> index_select(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& indices);

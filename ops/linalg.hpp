@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <vector>
 
+#include <tapegrad/core/mixed_dtypes.hpp>
 #include <tapegrad/core/tensor.hpp>
 
 namespace tapegrad {
@@ -16,6 +17,7 @@ template <class T> BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTen
 // (x·Wᵀ for a linear layer); the flags go to BLAS, nothing is copied.
 template <class T>
 BasicTensor<T> matmul(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose_a, bool transpose_b);
+TAPEGRAD_NO_MIXED_ARGS(matmul)
 
 // Reverses the axes, or swaps two of them.
 template <class T> BasicTensor<T> transpose(const BasicTensor<T>& x);

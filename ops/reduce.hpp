@@ -20,8 +20,25 @@ template <class T> BasicTensor<T> min(const BasicTensor<T>& x, const Axes& axes 
 // log(sum(exp(x))) computed stably (shifted by the maximum).
 template <class T> BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes = {}, bool keepdims = false);
 
+// One axis: sum(x, 1), mean(x, -1, true). (A braced {1} is the list form.)
+#define TAPEGRAD_ONE_AXIS(name)                                                              \
+    template <class T, class I, typename BasicTensor<T>::template if_axis<I> = 0>            \
+    BasicTensor<T> name(const BasicTensor<T>& x, I axis, bool keepdims = false) {            \
+        return name(x, Axes{static_cast<std::ptrdiff_t>(axis)}, keepdims);                    \
+    }
+TAPEGRAD_ONE_AXIS(sum)
+TAPEGRAD_ONE_AXIS(mean)
+TAPEGRAD_ONE_AXIS(max)
+TAPEGRAD_ONE_AXIS(min)
+TAPEGRAD_ONE_AXIS(logsumexp)
+#undef TAPEGRAD_ONE_AXIS
+
 // Sums a broadcast tensor back down to `shape` (the adjoint of
 // broadcast_to). The engine uses it for every broadcast input.
 template <class T> BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape);
+template <class T, class S, typename BasicTensor<T>::template if_dims<S> = 0>
+BasicTensor<T> sum_to(const BasicTensor<T>& x, const S& shape) {
+    return sum_to(x, Shape(std::begin(shape), std::end(shape)));
+}
 
 }  // namespace tapegrad

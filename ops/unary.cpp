@@ -83,6 +83,49 @@ BasicTensor<T> erf(const BasicTensor<T>& x) {
 }
 
 template <class T>
+BasicTensor<T> sin(const BasicTensor<T>& x) {
+    Op<T> op("sin", {x});
+    auto y = op.output(xt::sin(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g * cos(c.unpack(sx))};
+    });
+}
+
+template <class T>
+BasicTensor<T> cos(const BasicTensor<T>& x) {
+    Op<T> op("cos", {x});
+    auto y = op.output(xt::cos(x.value()));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{neg(g * sin(c.unpack(sx)))};
+    });
+}
+
+template <class T>
+BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
+    Op<T> op("sigmoid", {x});
+    // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0;
+    // e never overflows, and the branch not taken is finite too.
+    const auto& v = x.value();
+    auto e = xt::exp(-xt::abs(v));
+    auto y = op.output(xt::where(v >= T(0), T(1) / (T(1) + e), e / (T(1) + e)));
+    return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        auto s = c.unpack(sy);  // sigmoid' = s (1 - s): 0, not NaN, where s saturates
+        return Grads<T>{g * s * rsub(Scalar<T>(1), s)};
+    });
+}
+
+template <class T>
+BasicTensor<T> softplus(const BasicTensor<T>& x) {
+    Op<T> op("softplus", {x});
+    // log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
+    const auto& v = x.value();
+    auto y = op.output(xt::maximum(v, T(0)) + xt::log1p(xt::exp(-xt::abs(v))));
+    return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
+        return Grads<T>{g * sigmoid(c.unpack(sx))};  // a recorded op: second derivatives work
+    });
+}
+
+template <class T>
 BasicTensor<T> sign(const BasicTensor<T>& x) {
     return BasicTensor<T>(Array<T>(xt::sign(x.value())));
 }
@@ -100,6 +143,10 @@ BasicTensor<T> step(const BasicTensor<T>& x) {
     template BasicTensor<T> abs(const BasicTensor<T>&);   \
     template BasicTensor<T> tanh(const BasicTensor<T>&);  \
     template BasicTensor<T> erf(const BasicTensor<T>&);   \
+    template BasicTensor<T> sin(const BasicTensor<T>&);   \
+    template BasicTensor<T> cos(const BasicTensor<T>&);   \
+    template BasicTensor<T> sigmoid(const BasicTensor<T>&); \
+    template BasicTensor<T> softplus(const BasicTensor<T>&); \
     template BasicTensor<T> sign(const BasicTensor<T>&);  \
     template BasicTensor<T> step(const BasicTensor<T>&);
 TAPEGRAD_INSTANTIATE(float)

@@ -205,3 +205,55 @@ TEST_CASE("nn: numpy reads a checkpoint with the same names and values") {
     for (float v : w) want += v;
     CHECK(total == doctest::Approx(want).epsilon(1e-12));
 }
+
+TEST_CASE("nn: a checkpoint carries a generator's state, and the resumed generator continues its sequence") {
+    TempDir tmp;
+    const auto path = tmp.file("resume.npz");
+    auto model = mlp({3, 4, 2}, 1);
+    nn::SGD<float> opt(model->parameters(), 0.1);
+    Generator gen(2024);
+    Tensor::randn({17}, gen);  // part way through its stream
+    nn::save_checkpoint(path, *model, opt, gen);
+    const auto continued = Tensor::randn({8}, gen);  // what an uninterrupted run draws next
+    const auto later = Tensor::rand({5}, gen);
+
+    Generator resumed(0);
+    auto model2 = mlp({3, 4, 2}, 1);
+    nn::SGD<float> opt2(model2->parameters(), 0.1);
+    nn::load_checkpoint(path, *model2, opt2, resumed);
+    CHECK(Tensor::randn({8}, resumed).value() == continued.value());
+    CHECK(Tensor::rand({5}, resumed).value() == later.value());
+
+    // The module-and-generator forms, and the forms that ignore the entry.
+    nn::save_checkpoint(path, *model, gen);
+    Generator g2(5);
+    nn::load_checkpoint(path, *model2, g2);
+    CHECK(g2 == gen);
+    CHECK_NOTHROW(nn::load_checkpoint(path, *model2));
+
+    // The entry is the state text, as bytes numpy reads.
+    bool found = false;
+    for (const auto& a : data::load_npz(path))
+        if (a.name == "generator/state") {
+            found = true;
+            CHECK(a.descr == "|u1");
+            auto bytes = a.to_vector<std::uint8_t>();
+            CHECK(std::string(bytes.begin(), bytes.end()) == gen.state());
+        }
+    CHECK(found);
+
+    // Asking for a generator from a file without one names the problem and
+    // changes nothing.
+    nn::save_checkpoint(path, *model);
+    Generator untouched(77);
+    const Generator before = untouched;
+    bool thrown = false;
+    try {
+        nn::load_checkpoint(path, *model2, untouched);
+    } catch (const ValueError& e) {
+        thrown = true;
+        CHECK(std::string(e.what()).find("no generator state") != std::string::npos);
+    }
+    CHECK(thrown);
+    CHECK(untouched == before);
+}

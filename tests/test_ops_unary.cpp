@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <functional>
+#include <utility>
+
+#include <tapegrad/nn/activations.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -36,6 +39,10 @@ TEST_CASE("ops: unary functions - values, gradients and second derivatives") {
         {"abs-", [](const Tensor64& x) { return abs(x); }, [](double v) { return std::abs(v); }, -2, -0.1},
         {"tanh", [](const Tensor64& x) { return tanh(x); }, [](double v) { return std::tanh(v); }, -2, 2},
         {"erf", [](const Tensor64& x) { return erf(x); }, [](double v) { return std::erf(v); }, -2, 2},
+        {"sin", [](const Tensor64& x) { return sin(x); }, [](double v) { return std::sin(v); }, -3, 3},
+        {"cos", [](const Tensor64& x) { return cos(x); }, [](double v) { return std::cos(v); }, -3, 3},
+        {"sigmoid", [](const Tensor64& x) { return sigmoid(x); }, [](double v) { return 1 / (1 + std::exp(-v)); }, -4, 4},
+        {"softplus", [](const Tensor64& x) { return softplus(x); }, [](double v) { return std::log1p(std::exp(v)); }, -4, 4},
     };
     for (const auto& c : cases) {
         CAPTURE(c.name);
@@ -107,5 +114,77 @@ TEST_CASE("ops: tanh second derivative matches the closed form and finite differ
     for (std::size_t i = 0; i < points.size(); ++i) {
         const double t = std::tanh(points[i]);
         CHECK(d3.value()(i) == doctest::Approx(-2 * (1 - t * t) * (1 - 3 * t * t)).epsilon(1e-10));
+    }
+}
+
+TEST_CASE("ops: sigmoid and softplus stay finite at +-1000 in float32") {
+    Tensor x({-1000.f, -100.f, -20.f, 0.f, 20.f, 100.f, 1000.f}, true);
+    auto s = sigmoid(x);
+    auto p = softplus(x);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double v = x.value()(i);
+        CAPTURE(v);
+        CHECK(std::isfinite(s.value()(i)));
+        CHECK(std::isfinite(p.value()(i)));
+        CHECK(s.value()(i) == doctest::Approx(1 / (1 + std::exp(-v))).epsilon(1e-6));
+        CHECK(p.value()(i) == doctest::Approx(v > 30 ? v : std::log1p(std::exp(v))).epsilon(1e-6));
+    }
+    CHECK(s.value()(0) == 0.f);
+    CHECK(s.value()(6) == 1.f);
+    CHECK(p.value()(0) == 0.f);
+    CHECK(p.value()(6) == 1000.f);
+    // Gradients: sigmoid' = s(1-s) is 0 at the ends, 1/4 at 0; softplus' = sigmoid.
+    auto ds = grad(sum(s), {x})[0];
+    auto dp = grad(sum(p), {x})[0];
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(std::isfinite(ds.value()(i)));
+        CHECK(dp.value()(i) == doctest::Approx(s.value()(i)));
+    }
+    CHECK(ds.value()(0) == 0.f);
+    CHECK(ds.value()(3) == 0.25f);
+    CHECK(ds.value()(6) == 0.f);
+    CHECK(dp.value()(3) == 0.5f);
+    // Second derivatives at the ends are finite too.
+    auto d1 = grad(sum(sigmoid(x)), {x}, {}, BackwardOptions{true, true})[0];
+    auto d2 = grad(sum(d1), {x})[0];
+    for (double v : d2.value()) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("ops: sigmoid and softplus equal their compositions from primitives") {
+    // The formulas they replace as nn:: activations, composed from exp, log1p
+    // and where: same values and the same first and second derivatives.
+    Tensor64 x({-7.5, -1.25, -0.5, 0.0, 0.3, 2.0, 9.0}, true);
+    auto composed_sigmoid = [](const Tensor64& v) { return rdiv(1.0, exp(-v) + 1.0); };
+    auto composed_softplus = [](const Tensor64& v) { return maximum(v, 0.0) + log1p(exp(-abs(v))); };
+    for (auto [core, composed] : {std::pair<std::function<Tensor64(const Tensor64&)>, std::function<Tensor64(const Tensor64&)>>{
+                                      [](const Tensor64& v) { return sigmoid(v); }, composed_sigmoid},
+                                  {[](const Tensor64& v) { return softplus(v); }, composed_softplus}}) {
+        auto a = core(x), b = composed(x);
+        for (std::size_t i = 0; i < x.size(); ++i) CHECK(a.value()(i) == doctest::Approx(b.value()(i)).epsilon(1e-14));
+        auto da = grad(sum(a), {x}, {}, BackwardOptions{true, true})[0];
+        auto db = grad(sum(b), {x}, {}, BackwardOptions{true, true})[0];
+        auto dda = grad(sum(da), {x})[0];
+        auto ddb = grad(sum(db), {x})[0];
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            CHECK(da.value()(i) == doctest::Approx(db.value()(i)).epsilon(1e-12));
+            if (x.value()(i) != 0.0)  // the composed softplus has a kink in abs at 0
+                CHECK(dda.value()(i) == doctest::Approx(ddb.value()(i)).epsilon(1e-10));
+        }
+    }
+    // nn:: names the same functions.
+    CHECK(nn::sigmoid(x).value() == sigmoid(x).value());
+    CHECK(std::string(nn::softplus(x).op_name()) == "softplus");
+}
+
+TEST_CASE("ops: sin and cos derivatives against the closed forms") {
+    Tensor64 x({-2.0, -0.5, 0.0, 1.0, 3.0}, true);
+    auto ds = grad(sum(sin(x)), {x}, {}, BackwardOptions{true, true})[0];
+    auto dds = grad(sum(ds), {x})[0];
+    auto dc = grad(sum(cos(x)), {x})[0];
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double v = x.value()(i);
+        CHECK(ds.value()(i) == doctest::Approx(std::cos(v)).epsilon(1e-14));
+        CHECK(dds.value()(i) == doctest::Approx(-std::sin(v)).epsilon(1e-14));
+        CHECK(dc.value()(i) == doctest::Approx(-std::sin(v)).epsilon(1e-14));
     }
 }

@@ -1,6 +1,7 @@
-// Must NOT compile: float32 and float64 tensors do not mix implicitly. The
-// CTest test compile_fail.mixed_dtypes expects the compiler to print
-// "cannot mix float32 and float64" (see ops/arithmetic.hpp).
+// Must NOT compile: float32 and float64 tensors do not mix implicitly. Each
+// file here is a CTest test compile_fail.<file> that passes when the compiler
+// prints the text after "expect:" (see core/mixed_dtypes.hpp).
+// expect: cannot mix float32 and float64
 #include <tapegrad/tapegrad.hpp>
 
 int main() {

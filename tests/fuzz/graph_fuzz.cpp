@@ -60,6 +60,8 @@ const OpInfo kOps[] = {
     {Op::abs, "abs", false, false},
     {Op::tanh, "tanh", true, false},
     {Op::erf, "erf", true, false},
+    {Op::sin, "sin", true, false},
+    {Op::cos, "cos", true, false},
     {Op::sign, "sign", false, true},
     {Op::step, "step", false, true},
     {Op::eq, "eq", false, true},
@@ -161,6 +163,8 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
         case Op::abs: return abs(a(0));
         case Op::tanh: return tanh(a(0));
         case Op::erf: return erf(a(0));
+        case Op::sin: return sin(a(0));
+        case Op::cos: return cos(a(0));
         case Op::sign: return sign(a(0));
         case Op::step: return step(a(0));
         case Op::eq: return eq(a(0), a(1));
@@ -697,7 +701,7 @@ private:
         static const Op candidates[] = {
             Op::add, Op::sub, Op::mul, Op::div, Op::neg, Op::add_scalar, Op::mul_scalar, Op::rsub, Op::rdiv,
             Op::pow_scalar, Op::pow_tensor, Op::maximum, Op::minimum, Op::maximum_scalar, Op::minimum_scalar,
-            Op::where, Op::clamp, Op::exp, Op::log, Op::log1p, Op::sqrt, Op::abs, Op::tanh, Op::erf, Op::sign,
+            Op::where, Op::clamp, Op::exp, Op::log, Op::log1p, Op::sqrt, Op::abs, Op::tanh, Op::erf, Op::sin, Op::cos, Op::sign,
             Op::step, Op::eq, Op::sum, Op::mean, Op::max, Op::min, Op::logsumexp, Op::sum_to, Op::matmul,
             Op::transpose, Op::transpose_axes, Op::permute, Op::reshape, Op::broadcast_to, Op::detach, Op::slice,
             Op::concat, Op::stack, Op::index_select, Op::gather, Op::one_hot, Op::identity, Op::threshold,
@@ -762,6 +766,8 @@ private:
             case Op::exp:
             case Op::tanh:
             case Op::erf:
+            case Op::sin:
+            case Op::cos:
             case Op::identity:
             case Op::sigmoid:
             case Op::softplus:

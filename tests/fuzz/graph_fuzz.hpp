@@ -36,7 +36,7 @@ enum class Op {
     add, sub, mul, div, neg, add_scalar, mul_scalar, rsub, rdiv, pow_scalar, pow_tensor,
     maximum, minimum, maximum_scalar, minimum_scalar, where, clamp,
     // ops/unary
-    exp, log, log1p, sqrt, abs, tanh, erf, sign, step,
+    exp, log, log1p, sqrt, abs, tanh, erf, sin, cos, sign, step,
     // ops/compare (constants)
     eq, ne, lt, le, gt, ge,
     // ops/reduce

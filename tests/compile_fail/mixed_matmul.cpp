@@ -1,0 +1,12 @@
+// Must NOT compile: matmul of a float32 and a float64 tensor.
+// expect: matmul: cannot mix float32 and float64
+#include <tapegrad/tapegrad.hpp>
+
+using namespace tapegrad;
+
+int main() {
+    Tensor a({1.0f, 2.0f});
+    Tensor64 b({1.0, 2.0});
+    auto c = matmul(a, b);
+    return static_cast<int>(c.size());
+}
