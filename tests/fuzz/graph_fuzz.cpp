@@ -82,6 +82,7 @@ const OpInfo kOps[] = {
     {Op::permute, "permute", true, false},
     {Op::reshape, "reshape", true, false},
     {Op::broadcast_to, "broadcast_to", true, false},
+    {Op::clone, "clone", true, false},
     {Op::detach, "detach", true, false},
     {Op::slice, "slice", true, false},
     {Op::concat, "concat", true, false},
@@ -185,6 +186,7 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
         case Op::permute: return permute(a(0), std::vector<std::size_t>(in.ints.begin(), in.ints.end()));
         case Op::reshape: return reshape(a(0), in.ints);
         case Op::broadcast_to: return broadcast_to(a(0), in.shape2);
+        case Op::clone: return clone(a(0));
         case Op::detach: return a(0).detach() + (a(0) - a(0).detach());
         case Op::slice: return slice(a(0), in.ints[0], in.ints[1], in.ints[2], in.ints[3]);
         case Op::concat: return concat(all(), in.ints[0]);
@@ -703,7 +705,7 @@ private:
             Op::pow_scalar, Op::pow_tensor, Op::maximum, Op::minimum, Op::maximum_scalar, Op::minimum_scalar,
             Op::where, Op::clamp, Op::exp, Op::log, Op::log1p, Op::sqrt, Op::abs, Op::tanh, Op::erf, Op::sin, Op::cos, Op::sign,
             Op::step, Op::eq, Op::sum, Op::mean, Op::max, Op::min, Op::logsumexp, Op::sum_to, Op::matmul,
-            Op::transpose, Op::transpose_axes, Op::permute, Op::reshape, Op::broadcast_to, Op::detach, Op::slice,
+            Op::transpose, Op::transpose_axes, Op::permute, Op::reshape, Op::broadcast_to, Op::clone, Op::detach, Op::slice,
             Op::concat, Op::stack, Op::index_select, Op::gather, Op::one_hot, Op::identity, Op::threshold,
             Op::sigmoid, Op::relu, Op::leaky_relu, Op::prelu, Op::elu, Op::softplus, Op::gelu, Op::gelu_tanh,
             Op::silu, Op::softmax, Op::log_softmax, Op::mse_loss, Op::bce, Op::bce_with_logits, Op::cross_entropy,
@@ -768,6 +770,7 @@ private:
             case Op::erf:
             case Op::sin:
             case Op::cos:
+            case Op::clone:
             case Op::identity:
             case Op::sigmoid:
             case Op::softplus:
@@ -1310,6 +1313,7 @@ std::string expr(const Instr& in) {
         case Op::permute: return "permute(" + t(0) + ", " + list(in.ints) + ")";
         case Op::reshape: return "reshape(" + t(0) + ", " + list(in.ints) + ")";
         case Op::broadcast_to: return "broadcast_to(" + t(0) + ", " + list(in.shape2) + ")";
+        case Op::clone: return "clone(" + t(0) + ")";
         case Op::detach: return t(0) + ".detach() + (" + t(0) + " - " + t(0) + ".detach())";
         case Op::slice:
             return "slice(" + t(0) + ", " + std::to_string(in.ints[0]) + ", " + std::to_string(in.ints[1]) + ", " +

@@ -44,7 +44,7 @@ enum class Op {
     // ops/linalg
     matmul, transpose, transpose_axes, permute,
     // ops/shape
-    reshape, broadcast_to, detach,
+    reshape, broadcast_to, clone, detach,
     // ops/indexing
     slice, concat, stack, index_select, gather,
     // nn activations
