@@ -91,9 +91,10 @@ std::uint64_t next_tape_position() noexcept;
 // its value re-attached to its node, so second derivatives reach it.
 template <class T>
 struct Saved {
-    BasicTensor<T> tensor;  // the input itself, or (requires grad) a detached view of its value
-    std::weak_ptr<TensorImpl<T>> original;
-    std::shared_ptr<Node<T>> grad_fn;  // non-leaf inputs that require grad
+    BasicTensor<T> tensor;                  // the input itself, when it needs no gradient
+    std::shared_ptr<Storage<T>> storage;    // otherwise its value,
+    std::weak_ptr<TensorImpl<T>> original;  // the tensor itself while it lives,
+    std::shared_ptr<Node<T>> grad_fn;       // and its node (non-leaves)
     std::uint64_t version = 0;
 };
 
@@ -123,14 +124,20 @@ private:
 
 template <class T>
 BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
-    if (!s.tensor.defined()) return s.tensor;
-    if (s.tensor.version() != s.version) modified(s.version, s.tensor.version());
-    if (!create_graph_) return s.tensor;
+    if (s.tensor.defined()) {
+        if (s.tensor.version() != s.version) modified(s.version, s.tensor.version());
+        return s.tensor;
+    }
+    if (!s.storage) return {};
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
     if (auto original = s.original.lock()) return BasicTensor<T>(std::move(original));
-    if (!s.grad_fn) return s.tensor;  // a leaf nobody holds: its gradient cannot be read
-    auto impl = std::make_shared<TensorImpl<T>>(s.tensor.impl()->storage);
-    impl->grad_fn = s.grad_fn;
-    impl->requires_grad = true;
+    // The tensor is gone: its value, re-attached to its node under
+    // create_graph (a leaf nobody holds needs no gradient).
+    auto impl = std::make_shared<TensorImpl<T>>(s.storage);
+    if (create_graph_ && s.grad_fn) {
+        impl->grad_fn = s.grad_fn;
+        impl->requires_grad = true;
+    }
     return BasicTensor<T>(std::move(impl));
 }
 

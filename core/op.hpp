@@ -78,8 +78,8 @@ public:
         if (!input.defined()) return {};
         if (recording_) saved_bytes_ += input.size() * sizeof(T);
         if (recording_ && input.requires_grad())  // keep its value and node, not the tensor (see Saved)
-            return Saved<T>{input.detach(), input.impl(), input.grad_fn(), input.version()};
-        return Saved<T>{input, {}, {}, input.version()};
+            return Saved<T>{{}, input.impl()->storage, input.impl(), input.grad_fn(), input.version()};
+        return Saved<T>{input, {}, {}, {}, input.version()};
     }
     SavedOutput<T> save_output(const BasicTensor<T>& out) {
         if (recording_) saved_bytes_ += out.size() * sizeof(T);

@@ -77,6 +77,37 @@ Array<T> fold_rows(const Array<T>& x, std::optional<T> init, Fold fold) {
     return out;
 }
 
+// A sum over the leading axes [0, k) of a row-major array (a bias
+// gradient, a batch mean): row after row added into one output row, a
+// contiguous loop the compiler vectorises, written straight into the result
+// (xtensor's immediate reducer would allocate a temporary of its own type).
+template <class T>
+Array<T> sum_leading(const Array<T>& x, std::size_t k, const Shape& shape) {
+    std::size_t rows = 1;
+    for (std::size_t i = 0; i < k; ++i) rows *= x.shape()[i];
+    const std::size_t cols = rows ? x.size() / rows : 0;
+    Array<T> out = Array<T>::from_shape(shape);
+    T* o = out.data();
+    std::fill(o, o + cols, T(0));
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* p = x.data() + r * cols;
+        for (std::size_t c = 0; c < cols; ++c) o[c] += p[c];
+    }
+    return out;
+}
+
+// k when `axes` (sorted) are exactly 0, 1, ..., k-1 and the rows left are
+// wide enough for sum_leading to pay; 0 otherwise (a full sum keeps
+// xtensor's reducer, which splits one long sum into SIMD lanes).
+template <class T>
+std::size_t leading_sum_axes(const Array<T>& x, const std::vector<std::size_t>& axes) {
+    for (std::size_t i = 0; i < axes.size(); ++i)
+        if (axes[i] != i) return 0;
+    std::size_t cols = 1;
+    for (std::size_t i = axes.size(); i < x.dimension(); ++i) cols *= x.shape()[i];
+    return cols >= 16 ? axes.size() : 0;
+}
+
 bool last_axis_only(const std::vector<std::size_t>& axes, std::size_t ndim) {
     return ndim >= 2 && axes.size() == 1 && axes[0] == ndim - 1;
 }
@@ -86,6 +117,7 @@ template <class T>
 Array<T> sum_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
     if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0)
         return fold_rows<T>(x, T(0), [](T a, T b) { return a + b; });
+    if (std::size_t k = leading_sum_axes(x, axes)) return sum_leading(x, k, kept);
     Array<T> out = xt::sum(x, axes, xt::evaluation_strategy::immediate);
     out.reshape(kept);
     return out;
@@ -210,7 +242,9 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     for (std::size_t i = 0; i < in.size(); ++i)
         if (i < lead || (shape[i - lead] == 1 && in[i] != 1)) axes.push_back(i);
     Op<T> op("sum_to", {x});
-    auto y = op.output(reshaped<T>(xt::sum(x.value(), axes, xt::evaluation_strategy::immediate), shape));
+    const std::size_t k = leading_sum_axes(x.value(), axes);
+    auto y = op.output(k ? sum_leading(x.value(), k, shape)
+                         : reshaped<T>(xt::sum(x.value(), axes, xt::evaluation_strategy::immediate), shape));
     return op.record(y, [in](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
 }
 
