@@ -111,6 +111,7 @@ public:
     explicit Staged(std::uint64_t pass) : pass_(pass) {}
 
     void add(std::shared_ptr<detail::TensorImpl<T>> t, BasicTensor<T> g, bool create_graph) {
+        if (!t->requires_grad) return;  // frozen (requires_grad_(false)) since the forward
         if (t->staged_pass > pass_) {  // a backward nested in a VJP staged it since: look it up
             for (std::size_t i = 0; i < items_.size(); ++i)
                 if (items_[i].tensor == t) {
@@ -194,6 +195,22 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
             }
     }
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seq > b->seq; });
+
+    // A backward started inside a VJP (a nested backward or grad()) may not
+    // touch the nodes of the pass that is running: their pending gradients,
+    // marks and saved values belong to it.
+    for (auto* n : order)
+        if (n->running_pass)
+            throw GraphError("backward: " + where_in_graph(*n) +
+                             " belongs to a backward that is still running (this backward or grad() was called "
+                             "inside a VJP or hook of it); run it on a separate graph (detach the inputs)");
+    struct Running {
+        std::vector<detail::Node<T>*>& nodes;
+        ~Running() {
+            for (auto* n : nodes) n->running_pass = 0;
+        }
+    } running{order};
+    for (auto* n : order) n->running_pass = pass;
 
     // grad() runs only the nodes between the root and a requested tensor:
     // walking up the tape, a node is needed when one of its inputs is
@@ -289,6 +306,7 @@ void BasicTensor<T>::backward(BackwardOptions options) const {
 
 template <class T>
 void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions options) const {
+    if (!seed.defined()) return backward(options);  // backward({}, options): no seed, as in grad()
     run_backward(*this, seed, options);
 }
 

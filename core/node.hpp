@@ -53,6 +53,7 @@ struct Node : std::enable_shared_from_this<Node<T>> {
     BasicTensor<T> pending;  // sum of the gradients flowing in
     bool released = false;
     bool needed = true;  // lies between the root and a requested tensor (grad())
+    std::uint64_t running_pass = 0;  // the backward pass working on this node now, if any
     std::weak_ptr<TensorImpl<T>> retained;  // the output, when retain_grad() was called on it
 
     Node();
@@ -69,7 +70,10 @@ template <class T, class F>
 struct FnNode final : Node<T> {
     std::optional<F> fn;
     explicit FnNode(F&& f) : fn(std::move(f)) {}
-    Grads<T> vjp(VjpContext<T>& ctx, const BasicTensor<T>& grad) override { return (*fn)(ctx, grad); }
+    Grads<T> vjp(VjpContext<T>& ctx, const BasicTensor<T>& grad) override {
+        if (!fn) throw GraphError(std::string("backward: '") + this->name + "' was released (its saved values are gone)");
+        return (*fn)(ctx, grad);
+    }
     void release() override { fn.reset(); }
 };
 
@@ -84,15 +88,15 @@ std::uint64_t next_tape_position() noexcept;
 // A tensor an op saved for backward: remembers the version it had, so a
 // later in-place write is caught instead of silently giving wrong gradients.
 //
-// A saved tensor that requires grad is kept by its value, its node and a weak
-// reference, never owned (see Edge: a gradient kept in .grad may hold a graph
-// that saved this very tensor, and owning it would close a cycle). Under
-// create_graph the unpacked tensor is the original one while it lives, or
-// its value re-attached to its node, so second derivatives reach it.
+// A saved tensor is kept by its value, its node and a weak reference, never
+// owned (see Edge: a gradient kept in .grad may hold a graph that saved this
+// very tensor, and owning it would close a cycle; a constant saved today may
+// be made to require grad tomorrow). Unpacked, it is the original tensor
+// while it lives, or its value re-attached to its node under create_graph,
+// so second derivatives reach it.
 template <class T>
 struct Saved {
-    BasicTensor<T> tensor;                  // the input itself, when it needs no gradient
-    std::shared_ptr<Storage<T>> storage;    // otherwise its value,
+    std::shared_ptr<Storage<T>> storage;    // the value,
     std::weak_ptr<TensorImpl<T>> original;  // the tensor itself while it lives,
     std::shared_ptr<Node<T>> grad_fn;       // and its node (non-leaves)
     std::uint64_t version = 0;
@@ -124,15 +128,15 @@ private:
 
 template <class T>
 BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
-    if (s.tensor.defined()) {
-        if (s.tensor.version() != s.version) modified(s.version, s.tensor.version());
-        return s.tensor;
-    }
     if (!s.storage) return {};
     if (s.storage->version != s.version) modified(s.version, s.storage->version);
-    if (auto original = s.original.lock()) return BasicTensor<T>(std::move(original));
-    // The tensor is gone: its value, re-attached to its node under
-    // create_graph (a leaf nobody holds needs no gradient).
+    // Under create_graph the tensor itself (its gradient flows on); without,
+    // only its value, off the graph, as a VJP that records ops of its own
+    // must see it.
+    auto original = s.original.lock();
+    if (original && (create_graph_ || !original->requires_grad)) return BasicTensor<T>(std::move(original));
+    // The value, re-attached to its node under create_graph if the tensor
+    // is gone (a leaf nobody holds needs no gradient).
     auto impl = std::make_shared<TensorImpl<T>>(s.storage);
     if (create_graph_ && s.grad_fn) {
         impl->grad_fn = s.grad_fn;

@@ -77,9 +77,7 @@ public:
     Saved<T> save(const BasicTensor<T>& input) {
         if (!input.defined()) return {};
         if (recording_) saved_bytes_ += input.size() * sizeof(T);
-        if (recording_ && input.requires_grad())  // keep its value and node, not the tensor (see Saved)
-            return Saved<T>{{}, input.impl()->storage, input.impl(), input.grad_fn(), input.version()};
-        return Saved<T>{input, {}, {}, {}, input.version()};
+        return Saved<T>{input.impl()->storage, input.impl(), input.grad_fn(), input.version()};  // see Saved
     }
     SavedOutput<T> save_output(const BasicTensor<T>& out) {
         if (recording_) saved_bytes_ += out.size() * sizeof(T);

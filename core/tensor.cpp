@@ -1,6 +1,7 @@
 // BasicTensor<T>: creation, inspection, gradient bookkeeping.
 #include <tapegrad/core/tensor.hpp>
 
+#include <limits>
 #include <sstream>
 
 #include <xtensor/xbuilder.hpp>
@@ -123,10 +124,17 @@ std::string BasicTensor<T>::str() const {
 
 template <class T>
 void BasicTensor<T>::check_modified_shape(const shape_type& before) const {
-    const auto& now = checked().storage->data.shape();
-    if (now.size() != before.size() || !std::equal(now.begin(), now.end(), before.begin()))
+    auto& data = checked().storage->data;
+    const shape_type now = data.shape();
+    if (now.size() != before.size() || !std::equal(now.begin(), now.end(), before.begin())) {
+        // The old elements are gone; put the shape back so nothing downstream
+        // sees a tensor of the wrong size, and make the lost values loud.
+        data.resize(before);
+        data.fill(std::numeric_limits<T>::quiet_NaN());
         throw ShapeError("modify: the write changed the tensor's shape from " + detail::shape_str(before) + " to " +
-                         detail::shape_str(now) + "; modify may change elements only (make a new tensor instead)");
+                         detail::shape_str(now) + "; modify may change elements only (make a new tensor instead). "
+                         "The shape is restored and the value filled with NaN");
+    }
 }
 
 template <class T>

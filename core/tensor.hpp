@@ -103,7 +103,7 @@ public:
     // the changed value. The reference lives only inside `write`: no kept
     // reference can write past the check. Returns what `write` returns.
     template <class F>
-    decltype(auto) modify(F&& write);
+    auto modify(F&& write);
     std::uint64_t version() const;  // counts modify() calls on this value (shared with detach())
 
     // Gradients.
@@ -179,6 +179,33 @@ public:
     template <class S, if_dims<S> = 0>
     static BasicTensor rand(const S& shape, T low = T(0), T high = T(1), bool requires_grad = false) {
         return rand(Shape(std::begin(shape), std::end(shape)), low, high, requires_grad);
+    }
+
+    // randn(shape, true) / rand(shape, true) mean requires_grad, as for
+    // zeros/ones/full (not mean = 1 or low = 1).
+    static BasicTensor randn(const Shape& shape, bool requires_grad) { return randn(shape, T(0), T(1), requires_grad); }
+    static BasicTensor rand(const Shape& shape, bool requires_grad) { return rand(shape, T(0), T(1), requires_grad); }
+    static BasicTensor randn(const Shape& shape, Generator& gen, bool requires_grad) {
+        return randn(shape, gen, T(0), T(1), requires_grad);
+    }
+    static BasicTensor rand(const Shape& shape, Generator& gen, bool requires_grad) {
+        return rand(shape, gen, T(0), T(1), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor randn(const S& shape, bool requires_grad) {
+        return randn(Shape(std::begin(shape), std::end(shape)), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor rand(const S& shape, bool requires_grad) {
+        return rand(Shape(std::begin(shape), std::end(shape)), requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor randn(const S& shape, Generator& gen, bool requires_grad) {
+        return randn(Shape(std::begin(shape), std::end(shape)), gen, requires_grad);
+    }
+    template <class S, if_dims<S> = 0>
+    static BasicTensor rand(const S& shape, Generator& gen, bool requires_grad) {
+        return rand(Shape(std::begin(shape), std::end(shape)), gen, requires_grad);
     }
 
     template <class U>
@@ -291,18 +318,24 @@ struct TensorImpl {
 
 template <class T>
 template <class F>
-decltype(auto) BasicTensor<T>::modify(F&& write) {
+auto BasicTensor<T>::modify(F&& write) {
     auto& storage = *checked().storage;
     struct Bump {  // also when write throws: it may have written part of the value
         detail::Storage<T>& s;
         ~Bump() { ++s.version; }
     } bump{storage};
+    using Result = decltype(write(storage.data));
+    // What `write` returns must not give access to the value after it ends.
+    static_assert(!std::is_reference_v<Result> && !std::is_pointer_v<Result> &&
+                      !xt::is_xexpression<std::decay_t<Result>>::value,
+                  "tapegrad: modify: the write may return a plain value (a number, a flag), not a reference, "
+                  "pointer, xtensor view or expression of the value: those could write past the version check");
     const shape_type before = storage.data.shape();
-    if constexpr (std::is_void_v<decltype(write(storage.data))>) {
+    if constexpr (std::is_void_v<Result>) {
         write(storage.data);
         check_modified_shape(before);
     } else {
-        decltype(auto) result = write(storage.data);
+        Result result = write(storage.data);
         check_modified_shape(before);
         return result;
     }

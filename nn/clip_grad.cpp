@@ -1,5 +1,6 @@
 #include <tapegrad/nn/clip_grad.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -11,8 +12,20 @@
 
 namespace tapegrad::nn {
 
+namespace {
+// Each tensor once, so one listed twice is neither counted nor scaled twice.
 template <class T>
-double clip_grad_norm_(const std::vector<BasicTensor<T>>& params, double max_norm, double norm_type) {
+std::vector<BasicTensor<T>> distinct(const std::vector<BasicTensor<T>>& params) {
+    std::vector<BasicTensor<T>> out;
+    for (const auto& p : params)
+        if (std::none_of(out.begin(), out.end(), [&](const auto& q) { return q.same(p); })) out.push_back(p);
+    return out;
+}
+}  // namespace
+
+template <class T>
+double clip_grad_norm_(const std::vector<BasicTensor<T>>& listed, double max_norm, double norm_type) {
+    const auto params = distinct(listed);
     if (!(max_norm >= 0)) throw ValueError("clip_grad_norm_: max_norm must be >= 0, got " + std::to_string(max_norm));
     if (!(norm_type > 0))
         throw ValueError("clip_grad_norm_: norm_type must be > 0 (or infinity), got " + std::to_string(norm_type));
@@ -44,7 +57,8 @@ double clip_grad_norm_(const std::vector<BasicTensor<T>>& params, double max_nor
 }
 
 template <class T>
-void clip_grad_value_(const std::vector<BasicTensor<T>>& params, double clip) {
+void clip_grad_value_(const std::vector<BasicTensor<T>>& listed, double clip) {
+    const auto params = distinct(listed);
     if (!(clip >= 0)) throw ValueError("clip_grad_value_: clip must be >= 0, got " + std::to_string(clip));
     NoGradGuard no_grad;
     const T c = static_cast<T>(clip);

@@ -1,5 +1,6 @@
 #include <tapegrad/nn/module.hpp>
 
+#include <algorithm>
 #include <ostream>
 #include <sstream>
 
@@ -46,8 +47,14 @@ void ModuleBase<T>::collect(const std::string& prefix, std::vector<NamedTensor<T
 
 template <class T>
 std::vector<NamedTensor<T>> ModuleBase<T>::named_parameters() const {
-    std::vector<NamedTensor<T>> out;
-    collect("", out);
+    std::vector<NamedTensor<T>> all, out;
+    collect("", all);
+    // A module used in two places (tied weights, a block applied twice)
+    // lists its parameters once, under the first name, as PyTorch does: an
+    // optimiser or clip_grad_norm_ must not treat them twice.
+    for (auto& p : all)
+        if (std::none_of(out.begin(), out.end(), [&](const auto& q) { return q.second.same(p.second); }))
+            out.push_back(std::move(p));
     return out;
 }
 

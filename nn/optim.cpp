@@ -22,8 +22,18 @@ void LearningRate::set_lr(double lr) {
 
 template <class T>
 Optimizer<T>::Optimizer(std::vector<BasicTensor<T>> params, double lr) : LearningRate(lr), params_(std::move(params)) {
-    for (std::size_t i = 0; i < params_.size(); ++i)
-        if (!params_[i].defined()) throw ValueError("optimizer: parameter " + std::to_string(i) + " is undefined");
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        const auto& p = params_[i];
+        if (!p.defined()) throw ValueError("optimizer: parameter " + std::to_string(i) + " is undefined");
+        if (!p.is_leaf())
+            throw ValueError("optimizer: parameter " + std::to_string(i) + " was produced by '" + p.op_name() +
+                             "', not a leaf; an optimiser updates leaf tensors (detach it, or pass the leaf it was "
+                             "computed from)");
+        for (std::size_t j = 0; j < i; ++j)
+            if (params_[j].same(p))
+                throw ValueError("optimizer: parameter " + std::to_string(i) + " is parameter " + std::to_string(j) +
+                                 " again; it would be updated twice per step");
+    }
     updates_.assign(params_.size(), 0);
 }
 

@@ -5,9 +5,11 @@
 // grad() running more of the graph than it needs.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <stdexcept>
 
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -127,6 +129,8 @@ TEST_CASE("safety: a write after the value was saved is caught, whenever it happ
     SUBCASE("modify may not change the shape") {
         Tensor64 u({1.0, 2.0});
         CHECK_THROWS_AS(u.modify([](auto& v) { v = xt::xarray<double>{1.0, 2.0, 3.0}; }), ShapeError);
+        REQUIRE(u.shape_vector() == Shape{2});  // no tensor of the wrong size lives on
+        CHECK(std::isnan(u.value()(0)));        // and the lost values are loud
     }
     SUBCASE("writes before the op are fine, and modify returns what the write returns") {
         Tensor64 u({1.0, 2.0}, true);
@@ -222,4 +226,101 @@ TEST_CASE("safety: retain_grad keeps a non-leaf's gradient; without it grad() sa
     CHECK(values(x.grad()) == xt::xarray<double>{40, 76});
     CHECK_THROWS_AS(Tensor64({1.0}).retain_grad(), GraphError);
     CHECK(x.retains_grad());  // leaves always keep theirs
+}
+
+TEST_CASE("safety: backward({}, options) means no seed, as grad(output, inputs, {}, options) does") {
+    Tensor64 x({1.0, 2.0}, true);
+    auto loss = sum(x * x);
+    loss.backward({}, BackwardOptions{true, false});
+    loss.backward({}, BackwardOptions{});
+    CHECK(values(x.grad()) == xt::xarray<double>{4, 8});
+}
+
+TEST_CASE("safety: randn(shape, true) and rand(shape, true) mean requires_grad, not mean/low = 1") {
+    manual_seed(3);
+    auto a = Tensor64::randn({4000}, true);
+    CHECK(a.requires_grad());
+    CHECK(std::abs(xt::mean(a.value())()) < 0.1);
+    auto b = Tensor::rand(Tensor::zeros({3, 2}).shape(), true);
+    CHECK(b.requires_grad());
+    CHECK(xt::amax(b.value())() < 1.0f);
+    Generator gen(1);
+    auto c = Tensor64::randn({2}, gen, true);
+    CHECK(c.requires_grad());
+    CHECK_FALSE(Tensor64::randn({2}, gen, 1.0).requires_grad());  // a double is the mean
+}
+
+namespace {
+// A custom op whose VJP differentiates a reference implementation with a
+// nested grad() on the tensor it captured (still on the outer graph).
+Tensor64 square_sum_by_nested_grad(const Tensor64& h) {
+    detail::Op<double> op("square_sum_nested", {h});
+    auto out = op.output(Array<double>(xt::sum(h.value() * h.value())()));
+    return op.record(out, [h](detail::VjpContext<double>&, const Tensor64& g) {
+        EnableGradGuard on;
+        return detail::Grads<double>{g * grad(sum(h * h), {h})[0]};
+    });
+}
+// The same, on the saved value: a separate graph, which is fine.
+Tensor64 square_sum_by_nested_grad_on_value(const Tensor64& h) {
+    detail::Op<double> op("square_sum_nested_value", {h});
+    auto out = op.output(Array<double>(xt::sum(h.value() * h.value())()));
+    return op.record(out, [s = op.save(h)](detail::VjpContext<double>& c, const Tensor64& g) {
+        EnableGradGuard on;
+        Tensor64 v = c.unpack(s).detach().requires_grad_();
+        return detail::Grads<double>{g * grad(sum(v * v), {v})[0]};
+    });
+}
+}  // namespace
+
+TEST_CASE("safety: a backward inside a VJP may not run on the graph of the backward that called it") {
+    Tensor64 x({1.0, 2.0}, true);
+    auto h = x * 3.0;
+    auto y = square_sum_by_nested_grad(h) + sum(h);
+    CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("still running"), GraphError);
+    CHECK_FALSE(x.grad().defined());
+
+    auto h2 = x * 3.0;
+    auto y2 = square_sum_by_nested_grad_on_value(h2) + sum(h2);
+    y2.backward();
+    CHECK(values(x.grad()) == xt::xarray<double>{21, 39});  // 18x + 3
+}
+
+TEST_CASE("safety: a constant saved by an op, then made a leaf, does not leak through its .grad") {
+    const auto before = live_graph_nodes();
+    for (int i = 0; i < 3; ++i) {
+        Tensor64 x({1.0, 2.0}, true), w({3.0, 4.0});
+        auto y1 = x * w;  // saves w while it is a constant
+        w.requires_grad_(true);
+        sum(y1 * w).backward(BackwardOptions{false, true});
+    }
+    CHECK(live_graph_nodes() == before);
+}
+
+TEST_CASE("safety: a leaf frozen between forward and backward gets no gradient") {
+    Tensor64 w({2.0}, true), x({3.0}, true);
+    auto loss = sum(w * x);
+    w.requires_grad_(false);
+    loss.backward();
+    CHECK_FALSE(w.grad().defined());
+    CHECK(x.grad().item() == 2.0);
+}
+
+TEST_CASE("safety: tied parameters are listed, stepped and clipped once; optimisers refuse non-leaves and repeats") {
+    struct Tied : nn::Module64 {
+        std::shared_ptr<nn::Linear<double>> lin = std::make_shared<nn::Linear<double>>(1, 1, false);
+        Tied() : nn::Module64("Tied") {
+            register_module("first", lin);
+            register_module("second", lin);
+        }
+        Tensor64 forward(const Tensor64& x) override { return (*lin)((*lin)(x)); }
+    } model;
+    REQUIRE(model.parameters().size() == 1);
+    CHECK(model.named_parameters()[0].first == "first.weight");
+    Tensor64 w({3.0}, true);
+    w.set_grad(Tensor64({4.0}));
+    nn::clip_grad_norm_(std::vector<Tensor64>{w, w}, 1.0);
+    CHECK(w.grad().item() == doctest::Approx(4.0 / (4.0 + 1e-6)));
+    CHECK_THROWS_WITH_AS(nn::SGD<double>({w, w}, 0.1), doctest::Contains("parameter 1 is parameter 0"), ValueError);
+    CHECK_THROWS_WITH_AS(nn::SGD<double>({w, w * 2.0}, 0.1), doctest::Contains("not a leaf"), ValueError);
 }
