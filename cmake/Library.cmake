@@ -47,9 +47,16 @@ add_library(tapegrad::native ALIAS tapegrad_native)
 target_compile_options(tapegrad_native INTERFACE ${TAPEGRAD_NATIVE_FLAGS})
 target_compile_options(tapegrad PRIVATE -Wall -Wextra -Wno-unused-parameter $<$<CONFIG:Release>:-O3>)
 
+# A sanitized library needs sanitized users (its objects call the
+# sanitizer runtimes): the flags are part of its usage requirements, for
+# CMake and pkg-config users alike.
+set(TAPEGRAD_SANITIZE_CFLAGS "")
+set(TAPEGRAD_SANITIZE_LIBS "")
 if(TAPEGRAD_SANITIZE)
-  target_compile_options(tapegrad PUBLIC -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  target_link_options(tapegrad PUBLIC -fsanitize=address,undefined)
+  set(TAPEGRAD_SANITIZE_CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  set(TAPEGRAD_SANITIZE_LIBS -fsanitize=address,undefined)
+  target_compile_options(tapegrad PUBLIC ${TAPEGRAD_SANITIZE_CFLAGS})
+  target_link_options(tapegrad PUBLIC ${TAPEGRAD_SANITIZE_LIBS})
 endif()
 
 # Install with a CMake package config: find_package(tapegrad) in other projects.
@@ -81,6 +88,8 @@ foreach(lib ${CMAKE_DL_LIBS})
   string(APPEND TAPEGRAD_PC_DEPS " -l${lib}")
 endforeach()
 string(STRIP "${TAPEGRAD_PC_DEPS}" TAPEGRAD_PC_DEPS)
+list(JOIN TAPEGRAD_SANITIZE_CFLAGS " " TAPEGRAD_PC_CFLAGS_EXTRA)
+list(JOIN TAPEGRAD_SANITIZE_LIBS " " TAPEGRAD_PC_LIBS_EXTRA)
 if(BUILD_SHARED_LIBS)
   set(TAPEGRAD_PC_LIBS "")
   set(TAPEGRAD_PC_LIBS_PRIVATE "${TAPEGRAD_PC_DEPS}")
