@@ -38,6 +38,23 @@ int main() {
             }
         }
 
+    // The same with the README's short forms, a retained intermediate
+    // gradient and an in-place edit, through the installed headers only.
+    Tensor64 w2({{0.5, -1.0}, {2.0, 0.25}}, true);
+    auto h = x.matmul(w2).tanh();
+    h.retain_grad();
+    (h * 3.0).sum().backward();
+    if (!xt::allclose(w2.grad().value(), w.grad().value()) ||
+        !xt::allclose(h.grad().value(), xt::xarray<double>{{3.0, 3.0}})) {
+        std::cout << "WRONG gradient with member forms / retain_grad\n";
+        return 1;
+    }
+    w2.modify([](auto& v) { v(0, 0) = 1.0; });
+    if (w2.value()(0, 0) != 1.0 || clone(w2).value()(0, 0) != 1.0) {
+        std::cout << "WRONG value after modify\n";
+        return 1;
+    }
+
     // Our own xt::xarray goes into a tensor and comes back out.
     xt::xarray<double> mine = {{1.0, -2.0}, {3.0, 0.5}};
     Tensor64 t(mine);
