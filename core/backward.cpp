@@ -40,6 +40,13 @@ BasicTensor<T> own(BasicTensor<T> t, bool create_graph) {
     return BasicTensor<T>(Array<T>(t.value()));
 }
 
+// sum += contribution may write into sum's buffer: nobody else sees it, it
+// is not on a graph, and no graph is being recorded.
+template <class T>
+bool can_add_in_place(const BasicTensor<T>& sum, const BasicTensor<T>& contribution, bool create_graph) {
+    return !create_graph && sole_owner(sum) && !sum.grad_fn() && sum.shape() == contribution.shape();
+}
+
 template <class T>
 void add_in_place(BasicTensor<T>& sum, const BasicTensor<T>& contribution) {
     xt::noalias(sum.impl()->storage->data) += contribution.value();
@@ -51,7 +58,7 @@ template <class T>
 void accumulate(BasicTensor<T>& sum, BasicTensor<T> contribution, bool create_graph) {
     if (!sum.defined()) {
         sum = std::move(contribution);
-    } else if (!create_graph && sole_owner(sum) && !sum.grad_fn() && sum.shape() == contribution.shape()) {
+    } else if (can_add_in_place(sum, contribution, create_graph)) {
         add_in_place(sum, contribution);
     } else {
         sum = sum + contribution;
@@ -133,10 +140,10 @@ public:
     void commit(bool create_graph) {
         for (auto& item : items_) {
             auto& grad = item.tensor->grad;
-            item.in_place = !create_graph && grad.defined() && sole_owner(grad) && !grad.grad_fn() &&
-                            grad.shape() == item.grad.shape();
+            item.in_place = grad.defined() && can_add_in_place(grad, item.grad, create_graph);
             if (item.in_place) continue;
-            item.grad = grad.defined() ? own(grad + item.grad, create_graph) : own(std::move(item.grad), create_graph);
+            // A new sum owns its buffer already; a first gradient may be shared.
+            item.grad = grad.defined() ? grad + item.grad : own(std::move(item.grad), create_graph);
         }
         for (auto& item : items_) {
             if (item.in_place) add_in_place(item.tensor->grad, item.grad);
