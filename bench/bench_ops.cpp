@@ -14,6 +14,7 @@
 // To add an op: add a Case in register_all() with the inputs it needs and
 // the function to time; everything else is generic.
 #include <functional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,56 @@ std::string dims(const Shape& s) {
     std::string out;
     for (auto d : s) out += (out.empty() ? "" : "x") + std::to_string(d);
     return out;
+}
+
+// The kernel table (bench/README.md, "Kernel layer"): every elementwise op
+// in every broadcast case, the unary functions and the reductions, float32
+// at 256x1000, named kernel/<op>/<case>. scripts/compare reports each in
+// ns per output element next to the op's equal-shape case.
+void register_kernel_cases(std::vector<Case>& cases) {
+    const std::size_t m = 256, n = 1000;
+    struct Broadcast {
+        const char* name;
+        Shape a, b;  // the output is 256x1000 (general: 16x16x1000)
+    };
+    const std::vector<Broadcast> broadcasts{{"equal", {m, n}, {m, n}},   {"scalar", {m, n}, {}},
+                                            {"row", {m, n}, {1, n}},     {"vector", {m, n}, {n}},
+                                            {"column", {m, n}, {m, 1}},  {"outer", {m, 1}, {1, n}},
+                                            {"general", {16, 1, n}, {1, 16, n}}};
+    using Binary = Tensor (*)(const Tensor&, const Tensor&);
+    const std::vector<std::pair<const char*, Binary>> binaries{
+        {"add", [](const Tensor& a, const Tensor& b) { return a + b; }},
+        {"sub", [](const Tensor& a, const Tensor& b) { return a - b; }},
+        {"mul", [](const Tensor& a, const Tensor& b) { return a * b; }},
+        {"div", [](const Tensor& a, const Tensor& b) { return a / b; }},
+        {"maximum", [](const Tensor& a, const Tensor& b) { return tapegrad::maximum(a, b); }},
+        {"where", [](const Tensor& a, const Tensor& b) { return tapegrad::where(a, a, b); }}};
+    const double out = double(m * n);
+    for (const auto& [op, f] : binaries)
+        for (const auto& bc : broadcasts)
+            cases.push_back({std::string("kernel/") + op + "/" + bc.name,
+                             {{bc.a, Init::normal}, {bc.b, Init::positive}},
+                             [f = f](const std::vector<Tensor>& x) { return f(x[0], x[1]); }, out});
+    using Unary = Tensor (*)(const Tensor&);
+    const std::vector<std::tuple<const char*, Init, Unary>> unaries{
+        {"exp", Init::normal, [](const Tensor& x) { return tapegrad::exp(x); }},
+        {"log", Init::positive, [](const Tensor& x) { return tapegrad::log(x); }},
+        {"tanh", Init::normal, [](const Tensor& x) { return tapegrad::tanh(x); }},
+        {"erf", Init::normal, [](const Tensor& x) { return tapegrad::erf(x); }},
+        {"sigmoid", Init::normal, [](const Tensor& x) { return tapegrad::sigmoid(x); }}};
+    for (const auto& [op, init, f] : unaries)
+        cases.push_back({std::string("kernel/") + op + "/equal", {{{m, n}, init}},
+                         [f = f](const std::vector<Tensor>& x) { return f(x[0]); }, out});
+    using Reduce = Tensor (*)(const Tensor&, const tapegrad::Axes&, bool);
+    const std::vector<std::pair<const char*, Reduce>> reductions{
+        {"sum", [](const Tensor& x, const tapegrad::Axes& a, bool k) { return tapegrad::sum(x, a, k); }},
+        {"mean", [](const Tensor& x, const tapegrad::Axes& a, bool k) { return tapegrad::mean(x, a, k); }},
+        {"max", [](const Tensor& x, const tapegrad::Axes& a, bool k) { return tapegrad::max(x, a, k); }},
+        {"logsumexp", [](const Tensor& x, const tapegrad::Axes& a, bool k) { return tapegrad::logsumexp(x, a, k); }}};
+    for (const auto& [op, f] : reductions)
+        for (std::int64_t axis : {1, 0})
+            cases.push_back({std::string("kernel/") + op + "/axis" + std::to_string(axis), {{{m, n}}},
+                             [f = f, axis](const std::vector<Tensor>& x) { return f(x[0], {axis}, true); }, out});
 }
 
 void register_all() {
@@ -169,6 +220,8 @@ void register_all() {
                          },
                          double(b * c)});
     }
+
+    register_kernel_cases(cases);
 
     for (const auto& c : cases)
         for (Mode m : {Mode::nograd, Mode::fwd, Mode::fwdbwd}) {

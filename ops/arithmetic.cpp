@@ -10,6 +10,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 #include <tapegrad/ops/compare.hpp>
 #include <tapegrad/ops/unary.hpp>
 
@@ -18,12 +19,13 @@ namespace tapegrad {
 using detail::Grads;
 using detail::Op;
 using detail::VjpContext;
+using kernels::map;
 
 template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("add", a.shape(), b.shape());
     Op<T> op("add", {a, b});
-    auto y = op.output(a.value() + b.value());
+    auto y = op.output(map<T>([](T x, T y) { return x + y; }, a.value(), b.value()));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g, g}; });
 }
 
@@ -31,7 +33,7 @@ template <class T>
 BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("sub", a.shape(), b.shape());
     Op<T> op("sub", {a, b});
-    auto y = op.output(a.value() - b.value());
+    auto y = op.output(map<T>([](T x, T y) { return x - y; }, a.value(), b.value()));
     return op.record(y, [](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g, c.needs(1) ? neg(g) : BasicTensor<T>()};
     });
@@ -41,7 +43,7 @@ template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("mul", a.shape(), b.shape());
     Op<T> op("mul", {a, b});
-    auto y = op.output(a.value() * b.value());
+    auto y = op.output(map<T>([](T x, T y) { return x * y; }, a.value(), b.value()));
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{c.needs(0) ? g * c.unpack(sb) : BasicTensor<T>(),
                         c.needs(1) ? g * c.unpack(sa) : BasicTensor<T>()};
@@ -52,7 +54,7 @@ template <class T>
 BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("div", a.shape(), b.shape());
     Op<T> op("div", {a, b});
-    auto y = op.output(a.value() / b.value());
+    auto y = op.output(map<T>([](T x, T y) { return x / y; }, a.value(), b.value()));
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& b = c.unpack(sb);
         BasicTensor<T> ga = g / b;  // d(a/b)/da = 1/b
@@ -64,35 +66,35 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 template <class T>
 BasicTensor<T> neg(const BasicTensor<T>& a) {
     Op<T> op("neg", {a});
-    auto y = op.output(-a.value());
+    auto y = op.output(map<T>([](T x) { return -x; }, a.value()));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("add_scalar", {a});
-    auto y = op.output(a.value() + b);
+    auto y = op.output(map<T>([b = T(b)](T x) { return x + b; }, a.value()));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
 }
 
 template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("mul_scalar", {a});
-    auto y = op.output(a.value() * b);
+    auto y = op.output(map<T>([b = T(b)](T x) { return x * b; }, a.value()));
     return op.record(y, [b](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g * b}; });
 }
 
 template <class T>
 BasicTensor<T> rsub(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rsub_scalar", {b});
-    auto y = op.output(a - b.value());
+    auto y = op.output(map<T>([a = T(a)](T x) { return a - x; }, b.value()));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> rdiv(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rdiv_scalar", {b});
-    auto y = op.output(a / b.value());
+    auto y = op.output(map<T>([a = T(a)](T x) { return a / x; }, b.value()));
     // d(a/b)/db = -a/b^2 = -y/b
     return op.record(y, [sy = op.save_output(y), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{neg(g * c.unpack(sy) / c.unpack(sb))};
@@ -144,21 +146,31 @@ BasicTensor<T> pow(const BasicTensor<T>& x, const BasicTensor<T>& p) {
 }
 
 namespace {
-// 1 where a wins, 0 where b wins, 1/2 at ties: the shared subgradient.
-template <class T, class A, class B>
-BasicTensor<T> win_mask(const A& a, const B& b, bool greater) {
-    auto wins = greater ? Array<T>(xt::cast<T>(a > b)) : Array<T>(xt::cast<T>(a < b));
-    return BasicTensor<T>(Array<T>(wins + T(0.5) * xt::cast<T>(xt::equal(a, b))));
+// The subgradient of max(a, b) (min when !greater) with respect to a: 1
+// where a wins, 0 where b wins, 1/2 at ties; with respect to b it is 1 - that.
+template <class T>
+T win(T a, T b, bool greater) {
+    return (greater ? a > b : a < b) ? T(1) : a == b ? T(0.5) : T(0);
 }
 
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, bool greater) {
     detail::check_broadcast(name, a.shape(), b.shape());
     Op<T> op(name, {a, b});
-    auto y = op.output(greater ? Array<T>(xt::maximum(a.value(), b.value()))
-                               : Array<T>(xt::minimum(a.value(), b.value())));
+    auto y = op.output(greater ? map<T>([](T x, T y) { return x > y ? x : y; }, a.value(), b.value())
+                               : map<T>([](T x, T y) { return x < y ? x : y; }, a.value(), b.value()));
     return op.record(y, [sa = op.save(a), sb = op.save(b), greater](VjpContext<T>& c, const BasicTensor<T>& g) {
-        auto mask = win_mask<T>(c.unpack(sa).value(), c.unpack(sb).value(), greater);
+        const auto &va = c.unpack(sa).value(), &vb = c.unpack(sb).value();
+        if (!c.create_graph()) {  // one pass per input instead of a mask and a product
+            auto part = [&](bool for_a) {
+                return BasicTensor<T>(map<T>([greater, for_a](T g, T x, T y) {
+                    const T w = win(x, y, greater);
+                    return g * (for_a ? w : T(1) - w);
+                }, g.value(), va, vb));
+            };
+            return Grads<T>{c.needs(0) ? part(true) : BasicTensor<T>(), c.needs(1) ? part(false) : BasicTensor<T>()};
+        }
+        BasicTensor<T> mask(map<T>([greater](T x, T y) { return win(x, y, greater); }, va, vb));
         return Grads<T>{c.needs(0) ? g * mask : BasicTensor<T>(), c.needs(1) ? g * (Scalar<T>(1) - mask) : BasicTensor<T>()};
     });
 }
@@ -166,17 +178,13 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool greater) {
     Op<T> op(name, {a});
-    auto y = op.output(greater ? Array<T>(xt::maximum(a.value(), b)) : Array<T>(xt::minimum(a.value(), b)));
+    auto y = op.output(greater ? map<T>([b](T x) { return x > b ? x : b; }, a.value())
+                               : map<T>([b](T x) { return x < b ? x : b; }, a.value()));
     return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& v = c.unpack(sa).value();
-        if (!c.create_graph()) {  // one pass: g where a wins, g/2 at ties, else 0
-            auto pick = [&](const auto& wins) {
-                return BasicTensor<T>(
-                    Array<T>(xt::where(wins, g.value(), xt::where(xt::equal(v, b), g.value() * T(0.5), T(0)))));
-            };
-            return Grads<T>{greater ? pick(v > b) : pick(v < b)};
-        }
-        return Grads<T>{g * win_mask<T>(v, b, greater)};
+        if (!c.create_graph())  // one pass: g where a wins, g/2 at ties, else 0
+            return Grads<T>{BasicTensor<T>(map<T>([b, greater](T g, T x) { return g * win(x, b, greater); }, g.value(), v))};
+        return Grads<T>{g * BasicTensor<T>(map<T>([b, greater](T x) { return win(x, b, greater); }, v))};
     });
 }
 }  // namespace
@@ -196,17 +204,17 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
     detail::check_broadcast("where", cond.shape(), b.shape());
     detail::check_broadcast("where", a.shape(), b.shape());
     Op<T> op("where", {cond, a, b});
-    auto y = op.output(xt::where(xt::not_equal(cond.value(), T(0)), a.value(), b.value()));
+    auto y = op.output(map<T>([](T c, T x, T y) { return c != T(0) ? x : y; }, cond.value(), a.value(), b.value()));
     return op.record(y, [sc = op.save(cond)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& cv = c.unpack(sc).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
-            auto keep = xt::not_equal(cv, T(0));
-            return Grads<T>{BasicTensor<T>(), c.needs(1) ? BasicTensor<T>(Array<T>(xt::where(keep, g.value(), T(0))))
-                                                         : BasicTensor<T>(),
-                            c.needs(2) ? BasicTensor<T>(Array<T>(xt::where(keep, T(0), g.value())))
-                                       : BasicTensor<T>()};
+            auto part = [&](bool keep) {
+                return BasicTensor<T>(map<T>([keep](T c, T g) { return (c != T(0)) == keep ? g : T(0); }, cv, g.value()));
+            };
+            return Grads<T>{BasicTensor<T>(), c.needs(1) ? part(true) : BasicTensor<T>(),
+                            c.needs(2) ? part(false) : BasicTensor<T>()};
         }
-        BasicTensor<T> pick(Array<T>(xt::cast<T>(xt::not_equal(cv, T(0)))));
+        BasicTensor<T> pick(map<T>([](T c) { return c != T(0) ? T(1) : T(0); }, cv));
         return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
                         c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
     });
@@ -217,10 +225,10 @@ BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
     if (!(lo <= hi))
         throw ValueError("clamp: lo must be <= hi, got lo=" + std::to_string(lo) + " hi=" + std::to_string(hi));
     Op<T> op("clamp", {x});
-    auto y = op.output(xt::clip(x.value(), lo, hi));
+    auto y = op.output(map<T>([lo = T(lo), hi = T(hi)](T v) { return v < lo ? lo : hi < v ? hi : v; }, x.value()));
     return op.record(y, [sx = op.save(x), lo, hi](VjpContext<T>& c, const BasicTensor<T>& g) {
-        const auto& v = c.unpack(sx).value();
-        BasicTensor<T> inside(Array<T>(xt::cast<T>(v >= lo && v <= hi)));
+        BasicTensor<T> inside(map<T>([lo = T(lo), hi = T(hi)](T v) { return v >= lo && v <= hi ? T(1) : T(0); },
+                                     c.unpack(sx).value()));
         return Grads<T>{g * inside};
     });
 }

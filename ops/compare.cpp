@@ -2,9 +2,8 @@
 // so the results carry no graph.
 #include <tapegrad/ops/compare.hpp>
 
-#include <xtensor/xoperation.hpp>
-
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 
 namespace tapegrad {
 
@@ -12,33 +11,33 @@ namespace {
 template <class T, class F>
 BasicTensor<T> compare(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, F relation) {
     detail::check_broadcast(name, a.shape(), b.shape());
-    return BasicTensor<T>(Array<T>(xt::cast<T>(relation(a.value(), b.value()))));
+    return BasicTensor<T>(kernels::map<T>([relation](T x, T y) { return relation(x, y) ? T(1) : T(0); }, a.value(), b.value()));
 }
 }  // namespace
 
 template <class T>
 BasicTensor<T> eq(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("eq", a, b, [](const auto& x, const auto& y) { return xt::equal(x, y); });
+    return compare("eq", a, b, [](T x, T y) { return x == y; });
 }
 template <class T>
 BasicTensor<T> ne(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("ne", a, b, [](const auto& x, const auto& y) { return xt::not_equal(x, y); });
+    return compare("ne", a, b, [](T x, T y) { return x != y; });
 }
 template <class T>
 BasicTensor<T> lt(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("lt", a, b, [](const auto& x, const auto& y) { return x < y; });
+    return compare("lt", a, b, [](T x, T y) { return x < y; });
 }
 template <class T>
 BasicTensor<T> le(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("le", a, b, [](const auto& x, const auto& y) { return x <= y; });
+    return compare("le", a, b, [](T x, T y) { return x <= y; });
 }
 template <class T>
 BasicTensor<T> gt(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("gt", a, b, [](const auto& x, const auto& y) { return x > y; });
+    return compare("gt", a, b, [](T x, T y) { return x > y; });
 }
 template <class T>
 BasicTensor<T> ge(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    return compare("ge", a, b, [](const auto& x, const auto& y) { return x >= y; });
+    return compare("ge", a, b, [](T x, T y) { return x >= y; });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                 \

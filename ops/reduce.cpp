@@ -1,16 +1,19 @@
-// Reductions: forward and vector-Jacobian product side by side. Reductions
-// use xtensor's immediate evaluation (about 10x faster than lazy along an
-// axis, see the shared notes).
+// Reductions: forward and vector-Jacobian product side by side. Along the
+// last or the leading axes they are the row loops of ops/kernels/math.cpp;
+// other axes use xtensor's immediate evaluation (about 10x faster than
+// lazy along an axis, see the shared notes).
 #include <tapegrad/ops/reduce.hpp>
 
 #include <algorithm>
-#include <optional>
+#include <cmath>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xsort.hpp>
 
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/arithmetic.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
+#include <tapegrad/ops/kernels/math.hpp>
 #include <tapegrad/ops/shape.hpp>
 #include <tapegrad/ops/unary.hpp>
 
@@ -19,6 +22,7 @@ namespace tapegrad {
 using detail::Grads;
 using detail::Op;
 using detail::VjpContext;
+using kernels::map;
 
 namespace {
 
@@ -50,57 +54,11 @@ Reduction plan(const char* op, const Shape& in, const Axes& axes, bool keepdims)
     return r;
 }
 
-// Over the last axis of a row-major array xtensor's reducer is ~8x slower
-// than over the first; a loop per row with independent partial results
-// (which the compiler vectorises without reordering any one sum) is fast.
-// With no `init`, each row starts from its own first element (max/min).
-template <class T, class Fold>
-Array<T> fold_rows(const Array<T>& x, std::optional<T> init, Fold fold) {
-    const std::size_t cols = x.shape().back(), rows = cols ? x.size() / cols : 0;
-    auto shape = x.shape();
-    shape.back() = 1;
-    Array<T> out = Array<T>::from_shape(shape);
-    constexpr std::size_t lanes = 16;
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* p = x.data() + r * cols;
-        const T start = init ? *init : p[0];
-        T part[lanes];
-        std::fill(part, part + lanes, start);
-        std::size_t c = 0;
-        for (; c + lanes <= cols; c += lanes)
-            for (std::size_t j = 0; j < lanes; ++j) part[j] = fold(part[j], p[c + j]);
-        T acc = start;
-        for (std::size_t j = 0; j < lanes; ++j) acc = fold(acc, part[j]);
-        for (; c < cols; ++c) acc = fold(acc, p[c]);
-        out.data()[r] = acc;
-    }
-    return out;
-}
-
-// A sum over the leading axes [0, k) of a row-major array (a bias
-// gradient, a batch mean): row after row added into one output row, a
-// contiguous loop the compiler vectorises, written straight into the result
-// (xtensor's immediate reducer would allocate a temporary of its own type).
-template <class T>
-Array<T> sum_leading(const Array<T>& x, std::size_t k, const Shape& shape) {
-    std::size_t rows = 1;
-    for (std::size_t i = 0; i < k; ++i) rows *= x.shape()[i];
-    const std::size_t cols = rows ? x.size() / rows : 0;
-    Array<T> out = Array<T>::from_shape(shape);
-    T* o = out.data();
-    std::fill(o, o + cols, T(0));
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* p = x.data() + r * cols;
-        for (std::size_t c = 0; c < cols; ++c) o[c] += p[c];
-    }
-    return out;
-}
-
 // k when `axes` (sorted) are exactly 0, 1, ..., k-1 and the rows left are
-// wide enough for sum_leading to pay; 0 otherwise (a full sum keeps
+// wide enough for a row-by-row fold to pay; 0 otherwise (a full sum keeps
 // xtensor's reducer, which splits one long sum into SIMD lanes).
 template <class T>
-std::size_t leading_sum_axes(const Array<T>& x, const std::vector<std::size_t>& axes) {
+std::size_t leading_axes(const Array<T>& x, const std::vector<std::size_t>& axes) {
     for (std::size_t i = 0; i < axes.size(); ++i)
         if (axes[i] != i) return 0;
     std::size_t cols = 1;
@@ -112,27 +70,23 @@ bool last_axis_only(const std::vector<std::size_t>& axes, std::size_t ndim) {
     return ndim >= 2 && axes.size() == 1 && axes[0] == ndim - 1;
 }
 
-// Sum / maximum / minimum over `axes`, keeping them as size-1 axes.
+// Sum / maximum / minimum over `axes`, keeping them as size-1 axes: the
+// kernels' row loops over the last or the leading axes (the cases of
+// batches, bias gradients and softmax), xtensor's immediate reducer for
+// any other set of axes.
 template <class T>
-Array<T> sum_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
-    if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0)
-        return fold_rows<T>(x, T(0), [](T a, T b) { return a + b; });
-    if (std::size_t k = leading_sum_axes(x, axes)) return sum_leading(x, k, kept);
-    Array<T> out = xt::sum(x, axes, xt::evaluation_strategy::immediate);
+Array<T> fold_kept(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
+    if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0) return kernels::fold_last(fold, x);
+    if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kept);
+    Array<T> out = fold == kernels::Fold::sum ? Array<T>(xt::sum(x, axes, xt::evaluation_strategy::immediate))
+                 : fold == kernels::Fold::max ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
+                                              : Array<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
     out.reshape(kept);
     return out;
 }
 template <class T>
-Array<T> extreme_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept,
-                           bool largest) {
-    if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0) {
-        return largest ? fold_rows<T>(x, std::nullopt, [](T a, T b) { return b > a ? b : a; })
-                       : fold_rows<T>(x, std::nullopt, [](T a, T b) { return b < a ? b : a; });
-    }
-    Array<T> out = largest ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
-                                : Array<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
-    out.reshape(kept);
-    return out;
+Array<T> sum_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
+    return fold_kept(kernels::Fold::sum, x, axes, kept);
 }
 
 template <class T>
@@ -191,13 +145,13 @@ BasicTensor<T> extreme(const char* name, const BasicTensor<T>& x, const Axes& ax
     require_elements(name, x, r);
     if (x.size() == 0) return reduce_empty(name, x, r);  // another axis is empty: so is the result
     Op<T> op(name, {x});
-    Array<T> kept = extreme_kept(x.value(), r.axes, r.kept, largest);
+    Array<T> kept = fold_kept(largest ? kernels::Fold::max : kernels::Fold::min, x.value(), r.axes, r.kept);
     auto y = op.output(reshaped<T>(Array<T>(kept), r.out));
     return op.record(y, [r, sx = op.save(x), kept = std::move(kept)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // The gradient goes to the elements equal to the extreme, split evenly.
-        Array<T> hits = xt::cast<T>(xt::equal(c.unpack(sx).value(), kept));
+        Array<T> hits = map<T>([](T v, T m) { return v == m ? T(1) : T(0); }, c.unpack(sx).value(), kept);
         Array<T> counts = sum_kept(hits, r.axes, r.kept);
-        return Grads<T>{as_kept(g, r.kept) * BasicTensor<T>(Array<T>(hits / counts))};
+        return Grads<T>{as_kept(g, r.kept) * BasicTensor<T>(map<T>([](T h, T n) { return h / n; }, hits, counts))};
     });
 }
 }  // namespace
@@ -211,18 +165,26 @@ BasicTensor<T> min(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     return extreme("min", x, axes, keepdims, false);
 }
 
+namespace {
+template <class T>
+Array<T> logsumexp_kept(const Array<T>& x, const Reduction& r) {
+    if (last_axis_only(r.axes, x.dimension())) return kernels::logsumexp_last(x);  // one fused pass per row
+    // Shift by the maximum so exp never overflows; an all -inf slice keeps
+    // shift 0 and gives -inf.
+    Array<T> shift = map<T>([](T m) { return std::isfinite(m) ? m : T(0); },
+                            fold_kept(kernels::Fold::max, x, r.axes, r.kept));
+    Array<T> e = kernels::apply(kernels::Fn::exp, map<T>([](T v, T s) { return v - s; }, x, shift));
+    return map<T>([](T t, T s) { return std::log(t) + s; }, sum_kept(e, r.axes, r.kept), shift);
+}
+}  // namespace
+
 template <class T>
 BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("logsumexp", x.shape_vector(), axes, keepdims);
     require_elements("logsumexp", x, r);
     if (x.size() == 0) return reduce_empty("logsumexp", x, r);
     Op<T> op("logsumexp", {x});
-    // Shift by the maximum so exp never overflows; an all -inf slice keeps
-    // shift 0 and gives -inf.
-    Array<T> shift = extreme_kept(x.value(), r.axes, r.kept, true);
-    shift = xt::where(xt::isfinite(shift), shift, T(0));
-    Array<T> total = sum_kept(Array<T>(xt::exp(x.value() - shift)), r.axes, r.kept);
-    auto y = op.output(reshaped<T>(Array<T>(xt::log(total) + shift), r.out));
+    auto y = op.output(reshaped<T>(logsumexp_kept(x.value(), r), r.out));
     return op.record(y, [r, sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // d logsumexp / dx = softmax(x) = exp(x - y)
         return Grads<T>{as_kept(g, r.kept) * exp(c.unpack(sx) - as_kept(c.unpack(sy), r.kept))};
@@ -241,10 +203,10 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     const std::size_t lead = in.size() - shape.size();
     for (std::size_t i = 0; i < in.size(); ++i)
         if (i < lead || (shape[i - lead] == 1 && in[i] != 1)) axes.push_back(i);
+    Shape kept = in;
+    for (auto a : axes) kept[a] = 1;
     Op<T> op("sum_to", {x});
-    const std::size_t k = leading_sum_axes(x.value(), axes);
-    auto y = op.output(k ? sum_leading(x.value(), k, shape)
-                         : reshaped<T>(xt::sum(x.value(), axes, xt::evaluation_strategy::immediate), shape));
+    auto y = op.output(reshaped<T>(sum_kept(x.value(), axes, kept), shape));
     return op.record(y, [in](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
 }
 

@@ -1,9 +1,8 @@
 // reshape, broadcast_to and clone: forward and vector-Jacobian product side by side.
 #include <tapegrad/ops/shape.hpp>
 
-#include <xtensor/xbroadcast.hpp>
-
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 
 namespace tapegrad {
 
@@ -49,7 +48,7 @@ BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
         throw ShapeError("broadcast_to: shape " + detail::shape_str(from) + " cannot be broadcast to " +
                          detail::shape_str(shape));
     Op<T> op("broadcast_to", {x});
-    auto y = op.output(xt::broadcast(x.value(), shape));
+    auto y = op.output(kernels::map_to<T>(shape, [](T v) { return v; }, x.value()));
     // The engine sums the gradient back to x's shape (sum_to), so the VJP
     // passes it through.
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });

@@ -9,17 +9,19 @@
 
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/arithmetic.hpp>
+#include <tapegrad/ops/kernels/math.hpp>
 
 namespace tapegrad {
 
 using detail::Grads;
 using detail::Op;
 using detail::VjpContext;
+using kernels::Fn;
 
 template <class T>
 BasicTensor<T> exp(const BasicTensor<T>& x) {
     Op<T> op("exp", {x});
-    auto y = op.output(xt::exp(x.value()));
+    auto y = op.output(kernels::apply(Fn::exp, x.value()));
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * c.unpack(sy)};
     });
@@ -28,7 +30,7 @@ BasicTensor<T> exp(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> log(const BasicTensor<T>& x) {
     Op<T> op("log", {x});
-    auto y = op.output(xt::log(x.value()));
+    auto y = op.output(kernels::apply(Fn::log, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / c.unpack(sx)};
     });
@@ -37,7 +39,7 @@ BasicTensor<T> log(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> log1p(const BasicTensor<T>& x) {
     Op<T> op("log1p", {x});
-    auto y = op.output(xt::log1p(x.value()));
+    auto y = op.output(kernels::apply(Fn::log1p, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / (c.unpack(sx) + Scalar<T>(1))};
     });
@@ -46,7 +48,7 @@ BasicTensor<T> log1p(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> sqrt(const BasicTensor<T>& x) {
     Op<T> op("sqrt", {x});
-    auto y = op.output(xt::sqrt(x.value()));
+    auto y = op.output(kernels::apply(Fn::sqrt, x.value()));
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / (c.unpack(sy) * Scalar<T>(2))};  // 1 / (2 sqrt(x))
     });
@@ -55,7 +57,7 @@ BasicTensor<T> sqrt(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> abs(const BasicTensor<T>& x) {
     Op<T> op("abs", {x});
-    auto y = op.output(xt::abs(x.value()));
+    auto y = op.output(kernels::apply(Fn::abs, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * sign(c.unpack(sx))};  // subgradient 0 at 0
     });
@@ -64,7 +66,7 @@ BasicTensor<T> abs(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> tanh(const BasicTensor<T>& x) {
     Op<T> op("tanh", {x});
-    auto y = op.output(xt::tanh(x.value()));
+    auto y = op.output(kernels::apply(Fn::tanh, x.value()));
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         auto t = c.unpack(sy);
         return Grads<T>{g * (Scalar<T>(1) - t * t)};
@@ -74,7 +76,7 @@ BasicTensor<T> tanh(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> erf(const BasicTensor<T>& x) {
     Op<T> op("erf", {x});
-    auto y = op.output(xt::erf(x.value()));
+    auto y = op.output(kernels::apply(Fn::erf, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
         const auto& v = c.unpack(sx);
@@ -85,7 +87,7 @@ BasicTensor<T> erf(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> sin(const BasicTensor<T>& x) {
     Op<T> op("sin", {x});
-    auto y = op.output(xt::sin(x.value()));
+    auto y = op.output(kernels::apply(Fn::sin, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * cos(c.unpack(sx))};
     });
@@ -94,7 +96,7 @@ BasicTensor<T> sin(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> cos(const BasicTensor<T>& x) {
     Op<T> op("cos", {x});
-    auto y = op.output(xt::cos(x.value()));
+    auto y = op.output(kernels::apply(Fn::cos, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{neg(g * sin(c.unpack(sx)))};
     });
@@ -103,11 +105,8 @@ BasicTensor<T> cos(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
     Op<T> op("sigmoid", {x});
-    // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0;
-    // e never overflows, and the branch not taken is finite too.
-    const auto& v = x.value();
-    auto e = xt::exp(-xt::abs(v));
-    auto y = op.output(xt::where(v >= T(0), T(1) / (T(1) + e), e / (T(1) + e)));
+    // Computed from exp(-|x|), which never overflows (kernels/math.cpp).
+    auto y = op.output(kernels::apply(Fn::sigmoid, x.value()));
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         auto s = c.unpack(sy);  // sigmoid' = s (1 - s): 0, not NaN, where s saturates
         return Grads<T>{g * s * rsub(Scalar<T>(1), s)};
@@ -117,9 +116,8 @@ BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> softplus(const BasicTensor<T>& x) {
     Op<T> op("softplus", {x});
-    // log(1 + e^x) = max(x, 0) + log1p(e^-|x|).
-    const auto& v = x.value();
-    auto y = op.output(xt::maximum(v, T(0)) + xt::log1p(xt::exp(-xt::abs(v))));
+    // log(1 + e^x) = max(x, 0) + log1p(e^-|x|) (kernels/math.cpp).
+    auto y = op.output(kernels::apply(Fn::softplus, x.value()));
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * sigmoid(c.unpack(sx))};  // a recorded op: second derivatives work
     });
@@ -127,12 +125,12 @@ BasicTensor<T> softplus(const BasicTensor<T>& x) {
 
 template <class T>
 BasicTensor<T> sign(const BasicTensor<T>& x) {
-    return BasicTensor<T>(Array<T>(xt::sign(x.value())));
+    return BasicTensor<T>(kernels::map<T>([](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); }, x.value()));
 }
 
 template <class T>
 BasicTensor<T> step(const BasicTensor<T>& x) {
-    return BasicTensor<T>(Array<T>(xt::cast<T>(x.value() > T(0))));
+    return BasicTensor<T>(kernels::map<T>([](T v) { return v > T(0) ? T(1) : T(0); }, x.value()));
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                          \

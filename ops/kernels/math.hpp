@@ -1,0 +1,39 @@
+// Vectorised functions of contiguous arrays (xsimd batches directly) and
+// the reductions along the last or leading axes, as row loops. Used by
+// ops/unary.cpp and ops/reduce.cpp, and through them by every VJP written
+// with those ops. Instantiated for float and double in math.cpp.
+#pragma once
+
+#include <cstddef>
+
+#include <tapegrad/ops/kernels/elementwise.hpp>
+
+namespace tapegrad::kernels {
+
+enum class Fn { exp, log, log1p, sqrt, abs, tanh, erf, sin, cos, sigmoid, softplus };
+
+// y[i] = fn(x[i]), same shape. Every element, the last partial batch
+// included, goes through the same SIMD code, so a value's result does not
+// depend on where it sits in the array.
+template <class T>
+Array<T> apply(Fn fn, const Array<T>& x);
+
+enum class Fold { sum, max, min };
+
+// Folds the last axis of x (ndim >= 1, last axis non-empty) into shape
+// (..., 1).
+template <class T>
+Array<T> fold_last(Fold fold, const Array<T>& x);
+
+// Folds the leading `k` axes of x into one row of the remaining axes, given
+// the result's shape `shape` (whose size is that row's). Leading axes must
+// be non-empty for max/min.
+template <class T>
+Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& shape);
+
+// log(sum(exp(x))) along the last axis, shape (..., 1); rows of -inf give
+// -inf, a +inf gives +inf, NaN propagates.
+template <class T>
+Array<T> logsumexp_last(const Array<T>& x);
+
+}  // namespace tapegrad::kernels
