@@ -66,17 +66,26 @@ std::size_t leading_axes(const Array<T>& x, const std::vector<std::size_t>& axes
     return cols >= 16 ? axes.size() : 0;
 }
 
-bool last_axis_only(const std::vector<std::size_t>& axes, std::size_t ndim) {
-    return ndim >= 2 && axes.size() == 1 && axes[0] == ndim - 1;
+// The number of elements in each run the axes cover when they are the
+// last axes of x (all of them included), 0 otherwise.
+template <class T>
+std::size_t trailing_run(const Array<T>& x, const std::vector<std::size_t>& axes) {
+    const std::size_t first = x.dimension() - axes.size();
+    std::size_t run = 1;
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+        if (axes[i] != first + i) return 0;
+        run *= x.shape()[axes[i]];
+    }
+    return run;
 }
 
 // Sum / maximum / minimum over `axes`, keeping them as size-1 axes: the
-// kernels' row loops over the last or the leading axes (the cases of
-// batches, bias gradients and softmax), xtensor's immediate reducer for
-// any other set of axes.
+// kernels' row loops over the trailing or the leading axes (the cases of
+// softmax, bias gradients, batch means and full sums), xtensor's immediate
+// reducer for any other set of axes.
 template <class T>
 Array<T> fold_kept(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
-    if (last_axis_only(axes, x.dimension()) && x.shape().back() > 0) return kernels::fold_last(fold, x);
+    if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kept);
     if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kept);
     Array<T> out = fold == kernels::Fold::sum ? Array<T>(xt::sum(x, axes, xt::evaluation_strategy::immediate))
                  : fold == kernels::Fold::max ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
@@ -168,7 +177,9 @@ BasicTensor<T> min(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
 namespace {
 template <class T>
 Array<T> logsumexp_kept(const Array<T>& x, const Reduction& r) {
-    if (last_axis_only(r.axes, x.dimension())) return kernels::logsumexp_last(x);  // one fused pass per row
+    // One pass for the maximum, one fused pass for the sum of exponentials.
+    if (std::size_t run = trailing_run(x, r.axes)) return kernels::logsumexp_inner(x, run, r.kept);
+    if (std::size_t k = leading_axes(x, r.axes)) return kernels::logsumexp_leading(x, k, r.kept);
     // Shift by the maximum so exp never overflows; an all -inf slice keeps
     // shift 0 and gives -inf.
     Array<T> shift = map<T>([](T m) { return std::isfinite(m) ? m : T(0); },

@@ -198,12 +198,12 @@ void check_reductions() {
         const std::size_t cols = shape.back(), rows = cols ? x.size() / cols : 0;
         if (cols > 0) {
             if (x.size()) x.data()[0] = -std::numeric_limits<T>::infinity();  // logsumexp must cope
-            auto sum = tapegrad::kernels::fold_last(Fold::sum, x);
-            auto mx = tapegrad::kernels::fold_last(Fold::max, x);
-            auto mn = tapegrad::kernels::fold_last(Fold::min, x);
-            auto lse = tapegrad::kernels::logsumexp_last(x);
             Dims kept = shape;
             kept.back() = 1;
+            auto sum = tapegrad::kernels::fold_inner(Fold::sum, x, cols, kept);
+            auto mx = tapegrad::kernels::fold_inner(Fold::max, x, cols, kept);
+            auto mn = tapegrad::kernels::fold_inner(Fold::min, x, cols, kept);
+            auto lse = tapegrad::kernels::logsumexp_inner(x, cols, kept);
             REQUIRE(tapegrad::kernels::dims(lse.shape()) == kept);
             for (std::size_t r = 0; r < rows; ++r) {
                 double s = 0, e = 0;
@@ -241,14 +241,33 @@ void check_reductions() {
             if (std::isinf(s)) CHECK(lead.data()[c] == T(s));
             else CHECK(std::abs(double(lead.data()[c]) - s) <= tol * (1 + std::abs(s)));
             if (shape[0] > 0) CHECK(tapegrad::kernels::fold_leading(Fold::max, x, 1, kept).data()[c] == hi);
+            if (shape[0] > 0 && c > 0) {  // column 0 holds the -inf
+                double e = 0;
+                for (std::size_t r = 0; r < shape[0]; ++r) e += std::exp(double(x.data()[r * width + c]));
+                const double got = tapegrad::kernels::logsumexp_leading(x, 1, kept).data()[c];
+                CHECK(std::abs(got - std::log(e)) <= tol * (1 + std::abs(std::log(e))));
+            }
+        }
+        // Everything at once: one run of all elements.
+        if (x.size()) {
+            double s = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) s += x.data()[i];
+            const double got = tapegrad::kernels::fold_inner(Fold::sum, x, x.size(), Dims{}).data()[0];
+            if (std::isinf(s)) CHECK(got == s);
+            else CHECK(std::abs(got - s) <= tol * (1 + std::abs(s)));
         }
     }
     // An all -inf row gives -inf; +inf gives +inf.
     const T inf = std::numeric_limits<T>::infinity();
     Array<T> edge = {{-inf, -inf, -inf}, {T(1), inf, T(2)}};
-    auto lse = tapegrad::kernels::logsumexp_last(edge);
+    auto lse = tapegrad::kernels::logsumexp_inner(edge, 3, Dims{2, 1});
     CHECK(lse.data()[0] == -inf);
     CHECK(lse.data()[1] == inf);
+    Array<T> columns = {{-inf, T(1), -inf}, {-inf, inf, T(2)}};  // the same over the leading axis
+    auto lead = tapegrad::kernels::logsumexp_leading(columns, 1, Dims{1, 3});
+    CHECK(lead.data()[0] == -inf);
+    CHECK(lead.data()[1] == inf);
+    CHECK(lead.data()[2] == doctest::Approx(2.0));
 }
 
 TEST_CASE("kernels: reductions over the last and the leading axis match a reference (float, double)") {

@@ -3,9 +3,9 @@
 // Functions go through xsimd batches directly (xtensor would do the same
 // for a contiguous expression, but not for the compositions below, such as
 // sigmoid's select, and not without building an expression per call).
-// Reductions are plain loops over rows with independent partial results,
-// which the compiler vectorises without reordering any one sum: xtensor's
-// reducer is ~8x slower along the last axis of a row-major array.
+// Reductions are loops over rows: along a row with SIMD batches (xtensor's
+// reducer is ~8x slower along the last axis of a row-major array), across
+// leading axes one output row updated row after row (contiguous loops).
 #include <tapegrad/ops/kernels/math.hpp>
 
 #include <algorithm>
@@ -47,29 +47,33 @@ B sigmoid_batch(const B& v) {
     return xsimd::select(v >= B(0), r, e * r);
 }
 
-template <class T, class Op>
-void fold_rows(const T* x, std::size_t rows, std::size_t cols, bool from_zero, T* out, Op op) {
-    constexpr std::size_t lanes = 16;
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* p = x + r * cols;
-        const T start = from_zero ? T(0) : p[0];
-        T part[lanes];
-        std::fill(part, part + lanes, start);
-        std::size_t c = 0;
-        for (; c + lanes <= cols; c += lanes)
-            for (std::size_t j = 0; j < lanes; ++j) part[j] = op(part[j], p[c + j]);
-        T acc = start;
-        for (std::size_t j = 0; j < lanes; ++j) acc = op(acc, part[j]);
-        for (; c < cols; ++c) acc = op(acc, p[c]);
-        out[r] = acc;
-    }
+// One row of n elements folded with SIMD batches: four independent
+// accumulators (a sum's additions then overlap), combined at the end.
+template <class T, class B, class Op>
+T fold_row(const T* p, std::size_t n, T start, Op op) {
+    constexpr std::size_t lanes = B::size;
+    B acc[4] = {B(start), B(start), B(start), B(start)};
+    std::size_t c = 0;
+    for (; c + 4 * lanes <= n; c += 4 * lanes)
+        for (std::size_t j = 0; j < 4; ++j) acc[j] = op(acc[j], B::load_unaligned(p + c + j * lanes));
+    for (; c + lanes <= n; c += lanes) acc[0] = op(acc[0], B::load_unaligned(p + c));
+    alignas(64) T part[lanes];
+    op(op(acc[0], acc[1]), op(acc[2], acc[3])).store_aligned(part);
+    T out = start;
+    for (std::size_t j = 0; j < lanes; ++j) out = op(out, part[j]);
+    for (; c < n; ++c) out = op(out, p[c]);
+    return out;
 }
 
 template <class T>
-Dims last_kept(const Array<T>& x) {
-    Dims shape = dims(x.shape());
-    shape.back() = 1;
-    return shape;
+T fold_row(Fold fold, const T* p, std::size_t n) {
+    using B = xsimd::batch<T>;
+    switch (fold) {
+        case Fold::sum: return fold_row<T, B>(p, n, T(0), [](const auto& a, const auto& b) { return a + b; });
+        case Fold::max:
+            return fold_row<T, B>(p, n, p[0], [](const auto& a, const auto& b) { return xsimd::max(a, b); });
+        default: return fold_row<T, B>(p, n, p[0], [](const auto& a, const auto& b) { return xsimd::min(a, b); });
+    }
 }
 
 }  // namespace
@@ -97,14 +101,10 @@ Array<T> apply(Fn fn, const Array<T>& x) {
 }
 
 template <class T>
-Array<T> fold_last(Fold fold, const Array<T>& x) {
-    const std::size_t cols = x.shape().back(), rows = x.size() / cols;
-    Array<T> out = Array<T>::from_shape(last_kept(x));
-    switch (fold) {
-        case Fold::sum: fold_rows(x.data(), rows, cols, true, out.data(), [](T a, T b) { return a + b; }); break;
-        case Fold::max: fold_rows(x.data(), rows, cols, false, out.data(), [](T a, T b) { return b > a ? b : a; }); break;
-        case Fold::min: fold_rows(x.data(), rows, cols, false, out.data(), [](T a, T b) { return b < a ? b : a; }); break;
-    }
+Array<T> fold_inner(Fold fold, const Array<T>& x, std::size_t cols, const Dims& shape) {
+    Array<T> out = Array<T>::from_shape(shape);
+    const std::size_t rows = out.size();
+    for (std::size_t r = 0; r < rows; ++r) out.data()[r] = cols ? fold_row(fold, x.data() + r * cols, cols) : T(0);
     return out;
 }
 
@@ -132,25 +132,30 @@ Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& s
     return out;
 }
 
+namespace {
+// Shift by the maximum so exp never overflows; a slice whose maximum is
+// infinite keeps shift 0 (all -inf then gives log 0 = -inf, +inf gives +inf).
 template <class T>
-Array<T> logsumexp_last(const Array<T>& x) {
+T finite_or_zero(T m) {
+    return std::isfinite(m) ? m : T(0);
+}
+}  // namespace
+
+template <class T>
+Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape) {
     using B = xsimd::batch<T>;
     constexpr std::size_t lanes = B::size;
-    const std::size_t cols = x.shape().back(), rows = x.size() / cols;
-    Array<T> out = fold_last(Fold::max, x);
-    constexpr T minus_inf = -std::numeric_limits<T>::infinity();
-    for (std::size_t r = 0; r < rows; ++r) {
+    Array<T> out = fold_inner(Fold::max, x, cols, shape);
+    for (std::size_t r = 0; r < out.size(); ++r) {
         const T* p = x.data() + r * cols;
-        // Shift by the maximum so exp never overflows; a row whose maximum
-        // is infinite keeps shift 0 (all -inf gives log 0 = -inf).
-        const T shift = std::isfinite(out.data()[r]) ? out.data()[r] : T(0);
+        const T shift = finite_or_zero(out.data()[r]);
         const B s(shift);
         B acc(T(0));
         std::size_t c = 0;
         for (; c + lanes <= cols; c += lanes) acc += xsimd::exp(B::load_unaligned(p + c) - s);
         if (c < cols) {  // tail padded with -inf: exp gives 0
             alignas(64) T buf[lanes];
-            std::fill(buf, buf + lanes, minus_inf);
+            std::fill(buf, buf + lanes, -std::numeric_limits<T>::infinity());
             std::copy(p + c, p + cols, buf);
             acc += xsimd::exp(B::load_aligned(buf) - s);
         }
@@ -159,11 +164,36 @@ Array<T> logsumexp_last(const Array<T>& x) {
     return out;
 }
 
+template <class T>
+Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t lanes = B::size;
+    Array<T> shift = fold_leading(Fold::max, x, k, shape);
+    const std::size_t cols = shift.size(), rows = cols ? x.size() / cols : 0;
+    T* s = shift.data();
+    for (std::size_t c = 0; c < cols; ++c) s[c] = finite_or_zero(s[c]);
+    // Row after row, exp(x - shift) accumulated into the output row.
+    Array<T> out = Array<T>::from_shape(shape);
+    T* o = out.data();
+    std::fill(o, o + cols, T(0));
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* p = x.data() + r * cols;
+        std::size_t c = 0;
+        for (; c + lanes <= cols; c += lanes)
+            (B::load_unaligned(o + c) + xsimd::exp(B::load_unaligned(p + c) - B::load_unaligned(s + c)))
+                .store_unaligned(o + c);
+        for (; c < cols; ++c) o[c] += std::exp(p[c] - s[c]);
+    }
+    for (std::size_t c = 0; c < cols; ++c) o[c] = std::log(o[c]) + s[c];
+    return out;
+}
+
 #define TAPEGRAD_INSTANTIATE(T)                                                          \
     template Array<T> apply(Fn, const Array<T>&);                                        \
-    template Array<T> fold_last(Fold, const Array<T>&);                                  \
+    template Array<T> fold_inner(Fold, const Array<T>&, std::size_t, const Dims&);       \
     template Array<T> fold_leading(Fold, const Array<T>&, std::size_t, const Dims&);     \
-    template Array<T> logsumexp_last(const Array<T>&);
+    template Array<T> logsumexp_inner(const Array<T>&, std::size_t, const Dims&);        \
+    template Array<T> logsumexp_leading(const Array<T>&, std::size_t, const Dims&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 

@@ -20,10 +20,11 @@ Array<T> apply(Fn fn, const Array<T>& x);
 
 enum class Fold { sum, max, min };
 
-// Folds the last axis of x (ndim >= 1, last axis non-empty) into shape
-// (..., 1).
+// Folds each run of `cols` consecutive elements of x (its trailing axes,
+// or all of it) into one value; `shape` is the result's shape, with
+// x.size() / cols elements. max and min need cols > 0; a sum of none is 0.
 template <class T>
-Array<T> fold_last(Fold fold, const Array<T>& x);
+Array<T> fold_inner(Fold fold, const Array<T>& x, std::size_t cols, const Dims& shape);
 
 // Folds the leading `k` axes of x into one row of the remaining axes, given
 // the result's shape `shape` (whose size is that row's). Leading axes must
@@ -31,9 +32,12 @@ Array<T> fold_last(Fold fold, const Array<T>& x);
 template <class T>
 Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& shape);
 
-// log(sum(exp(x))) along the last axis, shape (..., 1); rows of -inf give
-// -inf, a +inf gives +inf, NaN propagates.
+// log(sum(exp(x))) over runs of `cols` consecutive elements (cols > 0), or
+// over the leading `k` axes; shapes as above. A slice of -inf gives -inf, a
+// +inf gives +inf, NaN propagates.
 template <class T>
-Array<T> logsumexp_last(const Array<T>& x);
+Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape);
+template <class T>
+Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape);
 
 }  // namespace tapegrad::kernels
