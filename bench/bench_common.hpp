@@ -32,6 +32,9 @@ inline void add_context() {
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
     benchmark::AddCustomContext("libtorch", torch_version());
 #endif
+#ifdef TAPEGRAD_BENCH_HAVE_DLIB
+    benchmark::AddCustomContext("dlib", dlib_version());
+#endif
 #ifdef NDEBUG
     benchmark::AddCustomContext("tapegrad_build", "release (NDEBUG)");
 #else

@@ -7,6 +7,9 @@
 //                                       1 thread; counter per_op = seconds per op
 //   mlp/<sizes>_b<batch>/<engine>/t<n>  one training step (forward, backward,
 //                                       SGD), n = 1 or 2 threads
+//   ffn/<engine>, xent/<engine>         forward + backward of the FFN block and
+//                                       of softmax cross-entropy (workloads.hpp),
+//                                       1 thread; counter loss
 //
 // MLP counters: fwd_us, bwd_us, upd_us (phase times per step), bwd/fwd,
 // FLOPS (matrix-product FLOPs per second), allocs and alloc_bytes (heap
@@ -30,14 +33,19 @@ struct Engine {
     std::string name;
     std::function<std::unique_ptr<Trainer>(const MlpSpec&)> trainer;
     std::function<std::unique_ptr<Chain>(int)> chain;  // null: no tape benchmark
+    std::function<std::unique_ptr<bench::Pass>(const bench::PassSpec&)> pass;  // null: no ffn/xent
 };
 
 std::vector<Engine> engines() {
-    std::vector<Engine> e{{"tapegrad", bench::make_tapegrad_trainer, bench::make_tapegrad_chain}};
+    std::vector<Engine> e{{"tapegrad", bench::make_tapegrad_trainer, bench::make_tapegrad_chain,
+                           bench::make_tapegrad_pass}};
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
-    e.push_back({"libtorch", bench::make_torch_trainer, bench::make_torch_chain});
+    e.push_back({"libtorch", bench::make_torch_trainer, bench::make_torch_chain, bench::make_torch_pass});
 #endif
-    e.push_back({"floor", bench::make_floor_trainer, nullptr});
+#ifdef TAPEGRAD_BENCH_HAVE_DLIB
+    e.push_back({"dlib", bench::make_dlib_trainer, nullptr, nullptr});
+#endif
+    e.push_back({"floor", bench::make_floor_trainer, nullptr, nullptr});
     return e;
 }
 
@@ -92,8 +100,24 @@ void bm_tape(benchmark::State& state, const Engine& e, bool backward) {
     state.SetItemsProcessed(state.iterations() * bench::kChainLength);
 }
 
+void bm_pass(benchmark::State& state, const Engine& e, const bench::PassSpec& spec) {
+    bench::set_threads(1);
+    auto pass = e.pass(spec);
+    if (!bench::smoke_mode()) pass->run();  // warm-up: gradient buffers exist, as in training
+    bench::report_allocs(state, [&] { pass->run(); });
+    for (auto _ : state) pass->run();
+    state.counters["loss"] = benchmark::Counter(pass->loss());
+}
+
 void register_all() {
     static const std::vector<Engine> all = engines();
+    for (const auto& spec : bench::pass_specs())
+        for (const auto& e : all) {
+            if (!e.pass) continue;
+            auto* b = benchmark::RegisterBenchmark((spec.name + "/" + e.name).c_str(),
+                                                   [&e, &spec](benchmark::State& s) { bm_pass(s, e, spec); });
+            b->UseRealTime()->Unit(benchmark::kMicrosecond);
+        }
     for (const auto& e : all) {
         if (!e.chain) continue;
         for (bool backward : {false, true}) {
@@ -105,6 +129,7 @@ void register_all() {
     for (const auto& spec : bench::mlp_specs())
         for (int threads : {1, 2})
             for (const auto& e : all) {
+                if (!e.trainer(spec)) continue;  // an engine built for other shapes only
                 const std::string name = "mlp/" + spec.name + "/" + e.name + "/t" + std::to_string(threads);
                 auto* b = benchmark::RegisterBenchmark(
                     name.c_str(), [&e, &spec, threads](benchmark::State& s) { bm_mlp(s, e, spec, threads); });

@@ -16,7 +16,7 @@
 //                 they start from the same weights and batch
 //
 // Usage: tapegrad_bench_memory [--steps=10000] [--wide-steps=20]
-//                              [--engines=tapegrad,libtorch,floor] [--out=memory.json]
+//                              [--engines=tapegrad,libtorch,dlib,floor] [--out=memory.json]
 // --steps applies to the two small MLPs, --wide-steps to the 1024 one.
 #include <cmath>
 #include <cstdio>
@@ -58,6 +58,9 @@ std::unique_ptr<bench::Trainer> make(const std::string& engine, const bench::Mlp
     if (engine == "floor") return bench::make_floor_trainer(spec);
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
     if (engine == "libtorch") return bench::make_torch_trainer(spec);
+#endif
+#ifdef TAPEGRAD_BENCH_HAVE_DLIB
+    if (engine == "dlib") return bench::make_dlib_trainer(spec);
 #endif
     return nullptr;
 }
@@ -137,6 +140,9 @@ int main(int argc, char** argv) {
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
                                      "libtorch",
 #endif
+#ifdef TAPEGRAD_BENCH_HAVE_DLIB
+                                     "dlib",
+#endif
                                      "floor"};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -153,7 +159,7 @@ int main(int argc, char** argv) {
             for (std::string e; std::getline(ss, e, ',');) engines.push_back(e);
         } else {
             std::fprintf(stderr,
-                         "usage: %s [--steps=N] [--wide-steps=N] [--engines=tapegrad,libtorch,floor] [--out=file.json]\n",
+                         "usage: %s [--steps=N] [--wide-steps=N] [--engines=tapegrad,libtorch,dlib,floor] [--out=file.json]\n",
                          argv[0]);
             return 2;
         }

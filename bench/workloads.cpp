@@ -66,6 +66,36 @@ std::vector<float> mlp_weight(const MlpSpec& spec, std::size_t layer) {
     return w;
 }
 
+const std::vector<PassSpec>& pass_specs() {
+    static const std::vector<PassSpec> specs = {{"ffn", 128, 256, 1024}, {"xent", 256, 256, 1000}};
+    return specs;
+}
+
+std::vector<float> pass_weight(std::size_t rows, std::size_t cols, std::uint64_t which) {
+    std::mt19937_64 gen(kSeed + 200 + which);
+    const float bound = std::sqrt(6.0f / float(rows + cols));
+    std::uniform_real_distribution<float> dist(-bound, bound);
+    std::vector<float> w(rows * cols);
+    for (auto& v : w) v = dist(gen);
+    return w;
+}
+
+std::vector<float> pass_inputs(const PassSpec& spec) {
+    std::mt19937_64 gen(kSeed + 300);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> x(spec.batch * spec.in);
+    for (auto& v : x) v = dist(gen);
+    return x;
+}
+
+std::vector<std::int64_t> pass_labels(const PassSpec& spec) {
+    std::mt19937_64 gen(kSeed + 301);
+    std::uniform_int_distribution<std::int64_t> dist(0, std::int64_t(spec.hidden) - 1);
+    std::vector<std::int64_t> y(spec.batch);
+    for (auto& v : y) v = dist(gen);
+    return y;
+}
+
 namespace {
 // OpenBLAS's extensions, looked up at run time so the programs still run
 // (single-threaded, with a note) on another BLAS.

@@ -1,10 +1,13 @@
-// The workloads compared across engines: an MLP training step and a chain
-// of tiny ops (tape overhead). Each engine implements them in its own file:
+// The workloads compared across engines: an MLP training step, a chain of
+// tiny ops (tape overhead), a transformer FFN block and a softmax
+// cross-entropy loss (forward + backward). Each engine implements them in
+// its own file:
 //
 //   workloads_tapegrad.cpp  tapegrad tensor ops (matmul, add, maximum, logsumexp,
-//                           gather, mean; SGD under NoGradGuard)
+//                           gather, mean; SGD under NoGradGuard) and nn/ for the block
 //   workloads_floor.cpp     hand-placed cblas_sgemm calls plus minimal loops
 //   workloads_torch.cpp     libtorch's C++ API (built only when Torch is found)
+//   workloads_dlib.cpp      dlib's DNN module, MLPs only (built only when dlib is found)
 //
 // Every variant trains the same network on the same shapes: Linear layers
 // with ReLU between them, softmax cross-entropy on integer labels (mean
@@ -62,6 +65,30 @@ public:
     virtual void forward_backward() = 0;
 };
 
+// Forward and backward of a loss (gradients zeroed first, as in training):
+//   ffn   transformer FFN block on 128 tokens of width 256: LayerNorm, a
+//         256->1024 linear, GELU (erf), a 1024->256 linear, residual; the
+//         loss is the sum of the block's output
+//   xent  a 256->1000 linear on a batch of 256, softmax cross-entropy on
+//         integer labels (mean over the batch)
+class Pass {
+public:
+    virtual ~Pass() = default;
+    virtual void run() = 0;
+    virtual float loss() const = 0;
+};
+
+struct PassSpec {
+    std::string name;  // "ffn" or "xent"
+    std::size_t batch, in, hidden;  // ffn: tokens, width, hidden width; xent: batch, in, classes
+};
+const std::vector<PassSpec>& pass_specs();
+// Deterministic data of a pass: uniform weights [rows, cols] (Xavier bound,
+// seeded by `which`), N(0, 1) inputs, labels in [0, classes).
+std::vector<float> pass_weight(std::size_t rows, std::size_t cols, std::uint64_t which);
+std::vector<float> pass_inputs(const PassSpec& spec);
+std::vector<std::int64_t> pass_labels(const PassSpec& spec);
+
 constexpr float kLearningRate = 0.01f;
 constexpr std::uint64_t kSeed = 42;
 constexpr int kChainLength = 100;
@@ -69,6 +96,7 @@ constexpr int kChainLength = 100;
 std::unique_ptr<Trainer> make_tapegrad_trainer(const MlpSpec& spec);
 std::unique_ptr<Trainer> make_floor_trainer(const MlpSpec& spec);
 std::unique_ptr<Chain> make_tapegrad_chain(int length);
+std::unique_ptr<Pass> make_tapegrad_pass(const PassSpec& spec);
 
 // Measures one tapegrad forward with the profiler and returns the bytes its
 // ops saved for backward, excluding parameters (matmul may save the weight:
@@ -83,8 +111,16 @@ std::string blas_config();
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
 std::unique_ptr<Trainer> make_torch_trainer(const MlpSpec& spec);
 std::unique_ptr<Chain> make_torch_chain(int length);
+std::unique_ptr<Pass> make_torch_pass(const PassSpec& spec);
 void torch_set_threads(int n);
 std::string torch_version();
+#endif
+
+#ifdef TAPEGRAD_BENCH_HAVE_DLIB
+// dlib's DNN module: fc and relu layers, loss_multiclass_log, sgd without
+// momentum or weight decay. Null for an MLP shape it was not built for.
+std::unique_ptr<Trainer> make_dlib_trainer(const MlpSpec& spec);
+std::string dlib_version();
 #endif
 
 // Deterministic inputs shared by every engine: a [batch, in] matrix of

@@ -4,6 +4,7 @@
 // through modify().
 #include <xtensor/xnoalias.hpp>
 
+#include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include "workloads.hpp"
@@ -81,7 +82,47 @@ private:
     Tensor x_, w_, b_, seed_;
 };
 
+// The FFN block and the cross-entropy loss with nn/ as a user writes them:
+// LayerNorm, gelu and cross_entropy are compositions of tensor ops.
+class TapegradPass final : public Pass {
+public:
+    explicit TapegradPass(const PassSpec& spec) : spec_(spec), norm_(spec.in) {
+        auto x = pass_inputs(spec);
+        x_ = Tensor::from_data(x.data(), {spec.batch, spec.in});
+        auto w1 = pass_weight(spec.in, spec.hidden, 1);
+        w1_ = Tensor::from_data(w1.data(), {spec.in, spec.hidden}, true);
+        b1_ = Tensor::zeros({spec.hidden}, true);
+        if (spec.name == "ffn") {
+            auto w2 = pass_weight(spec.hidden, spec.in, 2);
+            w2_ = Tensor::from_data(w2.data(), {spec.hidden, spec.in}, true);
+            b2_ = Tensor::zeros({spec.in}, true);
+        }
+        labels_ = pass_labels(spec);
+    }
+
+    void run() override {
+        for (Tensor* p : {&w1_, &b1_, &w2_, &b2_, &norm_.weight, &norm_.bias})
+            if (p->defined()) p->zero_grad();
+        if (spec_.name == "ffn") {
+            Tensor h = tapegrad::nn::gelu(tapegrad::matmul(norm_(x_), w1_) + b1_);
+            loss_ = tapegrad::sum(x_ + tapegrad::matmul(h, w2_) + b2_);
+        } else {
+            loss_ = tapegrad::nn::cross_entropy(tapegrad::matmul(x_, w1_) + b1_, labels_);
+        }
+        loss_.backward();
+    }
+    float loss() const override { return loss_.item(); }
+
+private:
+    PassSpec spec_;
+    tapegrad::nn::LayerNorm<float> norm_;
+    Tensor x_, w1_, b1_, w2_, b2_, loss_;
+    tapegrad::Index labels_;
+};
+
 }  // namespace
+
+std::unique_ptr<Pass> make_tapegrad_pass(const PassSpec& spec) { return std::make_unique<TapegradPass>(spec); }
 
 std::unique_ptr<Trainer> make_tapegrad_trainer(const MlpSpec& spec) { return std::make_unique<TapegradTrainer>(spec); }
 std::unique_ptr<Chain> make_tapegrad_chain(int length) { return std::make_unique<TapegradChain>(length); }

@@ -76,7 +76,53 @@ private:
     torch::Tensor x_, w_, b_, seed_;
 };
 
+// torch::nn::functional::layer_norm, gelu (erf, the default) and
+// cross_entropy; weights as plain tensors ([in, out], like tapegrad's).
+class TorchPass final : public Pass {
+public:
+    explicit TorchPass(const PassSpec& spec) : spec_(spec) {
+        auto tensor = [](std::vector<float> v, std::vector<long> shape, bool grad) {
+            return torch::from_blob(v.data(), shape, torch::kFloat32).clone().requires_grad_(grad);
+        };
+        x_ = tensor(pass_inputs(spec), {long(spec.batch), long(spec.in)}, false);
+        w1_ = tensor(pass_weight(spec.in, spec.hidden, 1), {long(spec.in), long(spec.hidden)}, true);
+        b1_ = torch::zeros({long(spec.hidden)}).requires_grad_(true);
+        params_ = {w1_, b1_};
+        if (spec.name == "ffn") {
+            w2_ = tensor(pass_weight(spec.hidden, spec.in, 2), {long(spec.hidden), long(spec.in)}, true);
+            b2_ = torch::zeros({long(spec.in)}).requires_grad_(true);
+            ln_w_ = torch::ones({long(spec.in)}).requires_grad_(true);
+            ln_b_ = torch::zeros({long(spec.in)}).requires_grad_(true);
+            params_.insert(params_.end(), {w2_, b2_, ln_w_, ln_b_});
+        }
+        auto y = pass_labels(spec);
+        labels_ = torch::from_blob(y.data(), {long(spec.batch)}, torch::kInt64).clone();
+    }
+
+    void run() override {
+        for (auto& p : params_)
+            if (p.grad().defined()) p.grad().zero_();
+        namespace F = torch::nn::functional;
+        if (spec_.name == "ffn") {
+            auto n = F::layer_norm(x_, F::LayerNormFuncOptions({long(spec_.in)}).weight(ln_w_).bias(ln_b_).eps(1e-5));
+            auto h = F::gelu(torch::addmm(b1_, n, w1_));
+            loss_ = (x_ + torch::addmm(b2_, h, w2_)).sum();
+        } else {
+            loss_ = F::cross_entropy(torch::addmm(b1_, x_, w1_), labels_);
+        }
+        loss_.backward();
+    }
+    float loss() const override { return loss_.item<float>(); }
+
+private:
+    PassSpec spec_;
+    torch::Tensor x_, w1_, b1_, w2_, b2_, ln_w_, ln_b_, labels_, loss_;
+    std::vector<torch::Tensor> params_;
+};
+
 }  // namespace
+
+std::unique_ptr<Pass> make_torch_pass(const PassSpec& spec) { return std::make_unique<TorchPass>(spec); }
 
 std::unique_ptr<Trainer> make_torch_trainer(const MlpSpec& spec) { return std::make_unique<TorchTrainer>(spec); }
 std::unique_ptr<Chain> make_torch_chain(int length) { return std::make_unique<TorchChain>(length); }

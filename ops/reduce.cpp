@@ -85,8 +85,8 @@ std::size_t trailing_run(const Array<T>& x, const std::vector<std::size_t>& axes
 // reducer for any other set of axes.
 template <class T>
 Array<T> fold_kept(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
-    if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kept);
-    if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kept);
+    if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kernels::dims(kept));
+    if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kernels::dims(kept));
     Array<T> out = fold == kernels::Fold::sum ? Array<T>(xt::sum(x, axes, xt::evaluation_strategy::immediate))
                  : fold == kernels::Fold::max ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
                                               : Array<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
@@ -178,8 +178,8 @@ namespace {
 template <class T>
 Array<T> logsumexp_kept(const Array<T>& x, const Reduction& r) {
     // One pass for the maximum, one fused pass for the sum of exponentials.
-    if (std::size_t run = trailing_run(x, r.axes)) return kernels::logsumexp_inner(x, run, r.kept);
-    if (std::size_t k = leading_axes(x, r.axes)) return kernels::logsumexp_leading(x, k, r.kept);
+    if (std::size_t run = trailing_run(x, r.axes)) return kernels::logsumexp_inner(x, run, kernels::dims(r.kept));
+    if (std::size_t k = leading_axes(x, r.axes)) return kernels::logsumexp_leading(x, k, kernels::dims(r.kept));
     // Shift by the maximum so exp never overflows; an all -inf slice keeps
     // shift 0 and gives -inf.
     Array<T> shift = map<T>([](T m) { return std::isfinite(m) ? m : T(0); },

@@ -48,7 +48,7 @@ BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
         throw ShapeError("broadcast_to: shape " + detail::shape_str(from) + " cannot be broadcast to " +
                          detail::shape_str(shape));
     Op<T> op("broadcast_to", {x});
-    auto y = op.output(kernels::map_to<T>(shape, [](T v) { return v; }, x.value()));
+    auto y = op.output(kernels::map_to<T>(kernels::dims(shape), [](T v) { return v; }, x.value()));
     // The engine sums the gradient back to x's shape (sum_to), so the VJP
     // passes it through.
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });

@@ -225,7 +225,6 @@ void check_reductions() {
             }
         }
         // The leading axis.
-        Dims row(shape.begin() + 1, shape.end());
         Dims kept = shape;
         kept[0] = 1;
         auto lead = tapegrad::kernels::fold_leading(Fold::sum, x, 1, kept);

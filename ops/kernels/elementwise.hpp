@@ -25,13 +25,14 @@
 #include <array>
 #include <cstddef>
 #include <utility>
-#include <vector>
 
 #include <tapegrad/core/array.hpp>
 
 namespace tapegrad::kernels {
 
-using Dims = std::vector<std::size_t>;
+// Shapes and strides inline up to 8 axes: planning an op allocates nothing
+// (a heap allocation costs more than a 4-element op).
+using Dims = xt::svector<std::size_t, 8>;
 
 // The output walked as rows: `shape` after collapsing (at least one axis),
 // and every operand's element stride along each collapsed axis (0 where it
@@ -149,12 +150,21 @@ Array<T> map_to(const Dims& shape, F f, const A&... in) {
 }
 
 // The same with the output shape the inputs broadcast to.
-template <class T, class F, class... A>
-Array<T> map(F f, const A&... in) {
-    const std::array<Dims, sizeof...(A)> shapes{dims(in.shape())...};
-    Dims out;
-    for (const auto& s : shapes) out = broadcast_dims({&out, &s});
-    return map_to<T>(out, f, in...);
+template <class T, class F, class A0, class... A>
+Array<T> map(F f, const A0& in0, const A&... in) {
+    const auto& s0 = in0.shape();
+    auto same = [&s0](const auto& s) { return s.size() == s0.size() && std::equal(s.begin(), s.end(), s0.begin()); };
+    if ((same(in.shape()) && ...)) {  // equal shapes, the common case: one contiguous row, nothing to plan
+        Array<T> out = Array<T>::from_shape(s0);
+        const std::array<const T*, 1 + sizeof...(A)> p{in0.data(), in.data()...};
+        detail::row<(1u << (1 + sizeof...(A))) - 1>(out.size(), out.data(), p, f,
+                                                    std::make_index_sequence<1 + sizeof...(A)>{});
+        return out;
+    }
+    Dims out = dims(s0);
+    if constexpr (sizeof...(A) > 0)
+        for (const Dims& s : {dims(in.shape())...}) out = broadcast_dims({&out, &s});
+    return map_to<T>(out, f, in0, in...);
 }
 
 }  // namespace tapegrad::kernels
