@@ -16,6 +16,8 @@
 #include <tapegrad/ops/indexing.hpp>
 #include <tapegrad/ops/like.hpp>
 #include <tapegrad/ops/linalg.hpp>
+#include <tapegrad/ops/linalg_decomp.hpp>
+#include <tapegrad/ops/linalg_structure.hpp>
 #include <tapegrad/ops/reduce.hpp>
 #include <tapegrad/ops/shape.hpp>
 #include <tapegrad/ops/unary.hpp>

@@ -43,6 +43,9 @@ enum class Op {
     sum, mean, max, min, logsumexp, sum_to,
     // ops/linalg
     matmul, transpose, transpose_axes, permute,
+    // ops/linalg_structure and ops/linalg_decomp (the matrices the
+    // decompositions get are made well conditioned from the drawn value)
+    tril, triu, diagonal, diag_embed, solve, inv, det, slogdet, cholesky, triangular_solve,
     // ops/shape
     reshape, broadcast_to, clone, detach,
     // ops/indexing
