@@ -1,7 +1,7 @@
 // Activation checkpointing: trade compute for memory on deep models.
 //
 //   auto block = [&](const Tensor& h) { return layer3(relu(layer2(relu(layer1(h))))); };
-//   auto h = checkpoint<float>(block, x);   // block's activations are not kept
+//   auto h = checkpoint(block, x);   // block's activations are not kept
 //
 // checkpoint(fn, inputs) runs fn without keeping its graph and records one
 // op, "checkpoint", that saves only fn's inputs. Its backward runs fn again

@@ -182,7 +182,7 @@ TEST_CASE("checkpoint: misuse is refused with the reason") {
     };
     auto x2 = uniform({2, 2}, 1);
     x2.requires_grad_(true);
-    expect_error<GraphError>([&] { checkpoint<double>(writes, x2); }, {"checkpoint", "input 0", "[2, 2]", "in place"});
+    expect_error<GraphError>([&] { checkpoint(writes, x2); }, {"checkpoint", "input 0", "[2, 2]", "in place"});
     expect_error<GraphError>([&] { checkpoint<double>([&y](const Tensor64& t) { return t * y; }, x); },
                              {"checkpoint", "computed outside", "'mul_scalar'", "pass it as one of checkpoint's inputs"});
     // A captured parameter changed between forward and backward: the saved version catches it.

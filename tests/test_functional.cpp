@@ -214,6 +214,20 @@ TEST_CASE("functional: create_graph keeps results differentiable with respect to
     const auto d = grad(r.hvp[0].sum(), {x})[0];
     CHECK(flat(d) == std::vector<double>{6, 6, 6});
     CHECK_FALSE(x.grad().defined());
+
+    // A gradient penalty on a captured parameter: d/dw |d f/dx|^2 through vjp
+    // equals the same written with grad() directly.
+    auto w = uniform({3, 2}, 9);
+    w.requires_grad_(true);
+    auto xm = uniform({2, 3}, 10);
+    auto model = [&w](const Tensor64& t) { return tanh(matmul(t, w)).sum(); };
+    const auto gx = fn::vjp(model, xm, {}, {/*create_graph=*/true}).grads[0];
+    const auto via_vjp = grad((gx * gx).sum(), {w})[0];
+    auto xl = Tensor64(Array<double>(xm.value()), true);
+    const auto g = grad(model(xl), {xl}, {}, {false, true})[0];
+    const auto direct = grad((g * g).sum(), {w})[0];
+    check_close(flat(via_vjp), flat(direct), 1e-14, 1e-15);
+    CHECK_FALSE(w.grad().defined());
 }
 
 TEST_CASE("functional: misuse names the transform and the shapes") {
