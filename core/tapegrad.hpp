@@ -1,9 +1,11 @@
 // The whole public API of tapegrad in one include.
 #pragma once
 
+#include <tapegrad/core/activation_checkpoint.hpp>
 #include <tapegrad/core/autograd.hpp>
 #include <tapegrad/core/dot.hpp>
 #include <tapegrad/core/error.hpp>
+#include <tapegrad/core/functional.hpp>
 #include <tapegrad/core/generator.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 #include <tapegrad/core/memory.hpp>
