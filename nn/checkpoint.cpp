@@ -290,7 +290,11 @@ void load_run(const std::string& path, RunState<T>& run) {
     if (run.batches) {
         old_order = run.batches->order();
         old_position = run.batches->position();
-        run.batches->restore(std::move(order), position);
+        try {
+            run.batches->restore(std::move(order), position);
+        } catch (const ValueError& e) {  // another dataset, or another --limit
+            throw ValueError("load_run: '" + path + "': " + e.what());
+        }
     }
     try {
         staged.commit(run.optimizer);
