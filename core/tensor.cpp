@@ -78,12 +78,17 @@ BasicTensor<T> BasicTensor<T>::arange(T start, T stop, T step) {
     if (!std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
         throw ValueError("arange: start, stop and step must be finite, got " + std::to_string(start) + ", " +
                          std::to_string(stop) + " and " + std::to_string(step));
-    // The count xtensor will compute, checked before it is cast to size_t.
-    const double count = std::ceil((double(stop) - double(start)) / double(step));
-    if (count > double(detail::max_numel))
+    // Counted here, not by xt::arange: it casts a negative or huge count to
+    // size_t unchecked and allocates inside noexcept code (std::terminate
+    // instead of std::bad_alloc).
+    const T count = std::ceil((stop - start) / step);
+    if (!(count <= T(detail::max_numel)))
         throw ValueError("arange: " + std::to_string(count) + " elements from " + std::to_string(start) + " to " +
                          std::to_string(stop) + " in steps of " + std::to_string(step) + " are too many");
-    return BasicTensor(array_type(xt::arange<T>(start, stop, step)));
+    array_type a = array_type::from_shape({count > T(0) ? static_cast<std::size_t>(count) : std::size_t(0)});
+    T* out = a.data();
+    for (std::size_t i = 0; i < a.size(); ++i) out[i] = start + step * static_cast<T>(i);
+    return BasicTensor(std::move(a));
 }
 
 template <class T>

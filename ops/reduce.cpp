@@ -83,9 +83,9 @@ Array<T> fold_rows(const Array<T>& x, std::optional<T> init, Fold fold) {
 // (xtensor's immediate reducer would allocate a temporary of its own type).
 template <class T>
 Array<T> sum_leading(const Array<T>& x, std::size_t k, const Shape& shape) {
-    std::size_t rows = 1;
+    std::size_t rows = 1, cols = 1;
     for (std::size_t i = 0; i < k; ++i) rows *= x.shape()[i];
-    const std::size_t cols = rows ? x.size() / rows : 0;
+    for (std::size_t i = k; i < x.dimension(); ++i) cols *= x.shape()[i];  // also when rows is 0: a sum of nothing is 0
     Array<T> out = Array<T>::from_shape(shape);
     T* o = out.data();
     std::fill(o, o + cols, T(0));
