@@ -295,3 +295,23 @@ TEST_CASE("errors: from_data with a null pointer and a non-empty shape") {
     // No elements to read: no data needed.
     CHECK(Tensor::from_data(nullptr, {0, 3}).shape_vector() == Shape{0, 3});
 }
+
+TEST_CASE("errors: found by the API fuzzer") {
+    // arange counted by xtensor allocated inside noexcept code: a huge but
+    // representable count ended in std::terminate, a negative one was UB.
+    require_error<ValueError>([] { Tensor::arange(0.0f, 1e30f, 1.0f); }, {"arange", "too many"});
+    CHECK(Tensor64::arange(3.0, 0.0, 1.0).size() == 0);
+    CHECK(Tensor64::arange(0.0, 1.0, 0.25).value() == Tensor64({0.0, 0.25, 0.5, 0.75}).value());
+    // 2^32 + 1 classes: the counts' element count wrapped to 2^33 + 1.
+    require_error<ValueError>([] { nn::confusion_matrix(Index{0}, Index{0}, (std::size_t(1) << 32) + 1); },
+                              {"confusion_matrix", "too many elements"});
+    // A tensor made by an op has no .grad: the error came from grad() and did not name the clipping.
+    Tensor64 w({1.0, -2.0}, true);
+    require_error<ValueError>([&] { nn::clip_grad_norm_<double>({w, abs(w)}, 1.0); },
+                              {"clip_grad_norm_", "tensor 1", "'abs'"});
+    require_error<ValueError>([&] { nn::clip_grad_value_<double>({abs(w)}, 1.0); }, {"clip_grad_value_", "'abs'"});
+    // A sum over an empty leading axis is 0 (it was left uninitialised).
+    const auto s = sum(Tensor64::zeros({0, 16}), {0});
+    CHECK(s.shape_vector() == Shape{16});
+    for (double v : s.value()) CHECK(v == 0.0);
+}
