@@ -34,6 +34,11 @@ struct Totals {
 
 bool run_one(const std::vector<std::uint8_t>& input, const std::string& name, const std::string& scratch,
              Totals& totals) {
+    // With TAPEGRAD_API_FUZZ_KEEP set, each input is written out before it
+    // runs: a crash leaves the input behind as api_fuzz_last.bin.
+    if (std::getenv("TAPEGRAD_API_FUZZ_KEEP"))
+        std::ofstream("api_fuzz_last.bin", std::ios::binary)
+            .write(reinterpret_cast<const char*>(input.data()), std::streamsize(input.size()));
     const auto r = run_api_input(input.data(), input.size(), scratch);
     ++totals.inputs;
     totals.calls += r.calls;
