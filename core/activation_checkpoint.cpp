@@ -36,6 +36,32 @@ struct RandomState {
     }
 };
 
+// Adds to a RandomState, before their first draw inside fn, the generators
+// fn draws from that nobody listed (a Dropout's or an RReLU's own): without
+// their state the recomputation would draw new masks and the gradients
+// would be wrong with no error. Nested checkpoints tell the outer one too.
+class WatchGenerators final : public detail::GeneratorWatch {
+public:
+    explicit WatchGenerators(RandomState& r) : r_(r) {
+        outer = detail::generator_watch;
+        detail::generator_watch = this;
+    }
+    ~WatchGenerators() { detail::generator_watch = outer; }
+    WatchGenerators(const WatchGenerators&) = delete;
+    WatchGenerators& operator=(const WatchGenerators&) = delete;
+
+    void drawing_from(Generator& gen) override {
+        if (outer) outer->drawing_from(gen);
+        if (&gen == &default_generator()) return;  // always replayed
+        if (std::find(r_.extra.begin(), r_.extra.end(), &gen) != r_.extra.end()) return;
+        r_.extra.push_back(&gen);
+        r_.states.push_back(gen);
+    }
+
+private:
+    RandomState& r_;
+};
+
 // Sets the generators to the forward's state for a recomputation and puts
 // back the state they had, also when fn throws.
 class Replay {
@@ -217,13 +243,14 @@ BasicTensor<T> checkpoint(const functional::Fn<T>& fn, const std::vector<BasicTe
     BasicTensor<T> y;
     {
         PauseProfiler pause;
+        WatchGenerators watch(r->random);
         y = fn(xs);
     }
     for (std::size_t k = 0; k < inputs.size(); ++k)
         if (inputs[k].version() != versions[k])
             throw GraphError("checkpoint: the function wrote into its input " + std::to_string(k) + " (shape " +
                              detail::shape_str(inputs[k].shape()) + ") in place; backward would recompute it from "
-                             "the changed value. Write into a clone() instead");
+                             "the changed value. Write into a copy instead (clone(x))");
     if (!y.defined()) throw ValueError("checkpoint: the function returned an undefined tensor");
     if (!y.requires_grad()) return y;
 

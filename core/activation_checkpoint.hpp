@@ -15,10 +15,12 @@
 //   Capture modules and parameters by reference: the op keeps fn, and the
 //   graph must not own a tensor that requires grad.
 // - Randomness: the recomputation sees the same random numbers. The state of
-//   this thread's default generator at the forward (and of every generator
-//   in CheckpointOptions::generators, e.g. a Dropout's) is restored before fn
-//   runs again and put back afterwards, so dropout masks match and the
-//   numbers drawn after backward are the ones they would have been.
+//   this thread's default generator at the forward, and of every generator
+//   fn draws from (a Dropout's or RReLU's own: found as fn first runs, or
+//   listed in CheckpointOptions::generators), is restored before fn runs
+//   again and put back afterwards, so dropout masks match and the numbers
+//   drawn after backward are the ones they would have been. Those
+//   generators (the modules that own them) must outlive the backward.
 // - fn must be deterministic and must not write into its inputs (modify()):
 //   a changed input would be recomputed from the changed value, so
 //   checkpoint refuses it with a GraphError. Inputs or captured parameters
@@ -40,8 +42,9 @@
 namespace tapegrad {
 
 struct CheckpointOptions {
-    // Generators fn draws from besides this thread's default generator.
-    // They must outlive the backward.
+    // Generators to replay besides the ones fn is seen drawing from (found
+    // automatically); listing one is never needed for correctness but does
+    // no harm. They must outlive the backward.
     std::vector<Generator*> generators;
 };
 

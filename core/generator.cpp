@@ -33,6 +33,10 @@ namespace {
 std::atomic<std::uint64_t> initial_seed{0};
 }
 
+namespace detail {
+thread_local GeneratorWatch* generator_watch = nullptr;
+}
+
 Generator& default_generator() {
     thread_local Generator gen(initial_seed.load(std::memory_order_relaxed));
     return gen;

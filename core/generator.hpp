@@ -15,11 +15,31 @@
 
 namespace tapegrad {
 
+class Generator;
+namespace detail {
+// Sees every generator a piece of code draws from, before its first draw.
+// checkpoint() installs one (per thread) while it runs its function for the
+// first time, so it can replay the random state of generators nobody listed
+// (a Dropout's own, say) instead of drawing new numbers in the recomputation.
+struct GeneratorWatch {
+    virtual void drawing_from(Generator& gen) = 0;
+    GeneratorWatch* outer = nullptr;  // the watch this one replaced (nested checkpoints)
+protected:
+    ~GeneratorWatch() = default;
+};
+extern thread_local GeneratorWatch* generator_watch;
+}  // namespace detail
+
 class Generator {
 public:
     explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
     void seed(std::uint64_t s) { engine_.seed(s); }
-    std::mt19937_64& engine() { return engine_; }
+    // Draw through this (hoist it out of loops: it tells a watching
+    // checkpoint() that this generator is in use).
+    std::mt19937_64& engine() {
+        if (detail::generator_watch) detail::generator_watch->drawing_from(*this);
+        return engine_;
+    }
 
     // The whole engine state as text (the standard library's stream format
     // of mt19937_64). set_state(state()) continues the sequence exactly where

@@ -23,8 +23,9 @@
 //
 // Saved tensors (op.save(input), op.save_output(out)) are checked against
 // in-place writes when unpacked. op.needs(i) / ctx.needs(i) say whether input
-// i wants a gradient; return an undefined tensor (or, in record_raw, any
-// array) for an input that does not. The engine checks what a VJP returns:
+// i wants a gradient. Return one entry for every input, also for those that
+// want none: an undefined tensor there (in record_raw, any array, e.g. an
+// empty one). The engine checks what a VJP returns:
 // one gradient per input, each of the input's shape or of a shape the input
 // broadcasts to (it is then summed down, once, for every op); anything else
 // is a GraphError naming the op, its tape position and both shapes.
@@ -192,7 +193,7 @@ public:
 
     // The same with a VJP on raw values: `vjp(ctx, g)` gets the incoming
     // gradient as a const Array<T>& and returns RawGrads<T>, one array per
-    // input (entries for inputs with !ctx.needs(i) are ignored). It cannot
+    // input (one for every input; those with !ctx.needs(i) are ignored). It cannot
     // be differentiated again: create_graph through it is a GraphError.
     template <class F>
     BasicTensor<T> record_raw(BasicTensor<T> out, F&& vjp) {

@@ -97,7 +97,8 @@ BasicTensor<T> BasicTensor<T>::randn(const Shape& shape, Generator& gen, T mean,
     detail::checked_numel("randn", shape);
     array_type a = array_type::from_shape(shape);
     std::normal_distribution<T> dist(mean, stddev);
-    for (auto& v : a) v = stddev == T(0) ? mean : dist(gen.engine());
+    auto& engine = gen.engine();
+    for (auto& v : a) v = stddev == T(0) ? mean : dist(engine);
     return BasicTensor(std::move(a), requires_grad);
 }
 
@@ -111,7 +112,8 @@ BasicTensor<T> BasicTensor<T>::rand(const Shape& shape, Generator& gen, T low, T
     detail::checked_numel("rand", shape);
     array_type a = array_type::from_shape(shape);
     std::uniform_real_distribution<T> dist(low, high);
-    for (auto& v : a) v = low == high ? low : dist(gen.engine());
+    auto& engine = gen.engine();
+    for (auto& v : a) v = low == high ? low : dist(engine);
     return BasicTensor(std::move(a), requires_grad);
 }
 

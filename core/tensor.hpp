@@ -149,6 +149,8 @@ public:
     // runs as soon as the leaf's gradient for this pass is complete (the last
     // op using the leaf has run), with that gradient: what will be added to
     // .grad when the pass succeeds.
+    // A hook must not capture this tensor by value (it would own its own
+    // tensor and never be freed): capture by reference or t.detach().
     template <class F>
     HookHandle register_hook(F&& fn);
     template <class F>
