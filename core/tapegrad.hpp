@@ -1,9 +1,14 @@
-// The whole public API of tapegrad in one include.
+// The whole public API of tapegrad in one include. Writing your own ops
+// also takes #include <tapegrad/core/op.hpp>: it is kept out of here because
+// its short names (Op, Grads, Saved) would clash with a program's own under
+// `using namespace tapegrad`.
 #pragma once
 
+#include <tapegrad/core/activation_checkpoint.hpp>
 #include <tapegrad/core/autograd.hpp>
 #include <tapegrad/core/dot.hpp>
 #include <tapegrad/core/error.hpp>
+#include <tapegrad/core/functional.hpp>
 #include <tapegrad/core/generator.hpp>
 #include <tapegrad/core/grad_mode.hpp>
 #include <tapegrad/core/memory.hpp>

@@ -16,6 +16,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xsort.hpp>
 
+#include <tapegrad/core/op.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -121,6 +122,8 @@ const OpInfo kOps[] = {
     {Op::nll_loss, "nn::nll_loss", true, false},
     {Op::linear, "nn::Linear", true, false},
     {Op::layer_norm, "nn::LayerNorm", true, false},
+    {Op::user_tensor, "fuzz::user_mul_tanh", true, false},
+    {Op::user_raw, "fuzz::user_raw_mul_sin", false, false},  // first order only (raw backward)
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == kNumOps, "kOps lists every op");
 
@@ -264,6 +267,8 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
             }
             return m(a(0));
         }
+        case Op::user_tensor: return user_mul_tanh(a(0), a(1));
+        case Op::user_raw: return user_raw_mul_sin(a(0), a(1));
         case Op::count_: break;
     }
     throw std::logic_error("graph_fuzz: unknown op");
@@ -749,6 +754,7 @@ private:
             Op::nll_loss, Op::linear, Op::layer_norm,
             Op::tril, Op::triu, Op::diagonal, Op::diag_embed, Op::solve, Op::inv, Op::det, Op::slogdet,
             Op::cholesky, Op::triangular_solve,
+            Op::user_tensor, Op::user_raw,
             // matmul and broadcasting binaries twice as often
             Op::matmul, Op::add, Op::mul, Op::sub};
         const Op op = candidates[rng_.uniform(0, static_cast<int>(sizeof(candidates) / sizeof(candidates[0])) - 1)];
@@ -772,6 +778,8 @@ private:
             case Op::add:
             case Op::sub:
             case Op::mul:
+            case Op::user_tensor:
+            case Op::user_raw:
             case Op::maximum:
             case Op::minimum: {
                 int a = operand(nullptr, [&] { return random_shape(); }, 0.85);
@@ -1471,7 +1479,9 @@ std::string expr(const Instr& in) {
         case Op::lt:
         case Op::le:
         case Op::gt:
-        case Op::ge: return std::string(op_name(in.op)) + "(" + t(0) + ", " + t(1) + ")";
+        case Op::ge:
+        case Op::user_tensor:
+        case Op::user_raw: return std::string(op_name(in.op)) + "(" + t(0) + ", " + t(1) + ")";
         default: return std::string(op_name(in.op)) + "(" + t(0) + ")";
     }
 }
@@ -1479,6 +1489,29 @@ std::string expr(const Instr& in) {
 }  // namespace
 
 const char* op_name(Op op) { return info(op).name; }
+
+Tensor64 user_mul_tanh(const Tensor64& a, const Tensor64& b) {
+    tapegrad::Op<double> op("fuzz::user_mul_tanh", {a, b});
+    auto y = op.output(a.value() * xt::tanh(b.value()));
+    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Tensor64& g) {
+        auto t = ctx.unpack(sb).tanh();
+        Grads<double> grads(2);
+        if (ctx.needs(0)) grads[0] = g * t;
+        if (ctx.needs(1)) grads[1] = g * ctx.unpack(sa) * (1.0 - t * t);
+        return grads;
+    });
+}
+
+Tensor64 user_raw_mul_sin(const Tensor64& a, const Tensor64& b) {
+    tapegrad::Op<double> op("fuzz::user_raw_mul_sin", {a, b});
+    auto y = op.output(a.value() * xt::sin(b.value()));
+    return op.record_raw(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Array<double>& g) {
+        RawGrads<double> grads(2);
+        if (ctx.needs(0)) grads[0] = g * xt::sin(ctx.value(sb));
+        if (ctx.needs(1)) grads[1] = g * ctx.value(sa) * xt::cos(ctx.value(sb));
+        return grads;
+    });
+}
 
 std::size_t Program::num_ops() const {
     return static_cast<std::size_t>(std::count_if(code.begin(), code.end(), [](const Instr& i) { return i.op != Op::input; }));
