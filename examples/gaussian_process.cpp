@@ -240,10 +240,10 @@ int main(int argc, char** argv) {
 
         const HeldOut before = score(initial, train, test), after = score(h, train, test);
         std::printf("\n%zu training points, 200 held-out points, true noise sigma %.2f\n", n_train, noise);
-        std::printf("%-10s %12s %10s %10s %10s %12s %10s\n", "", "log p(y)", "l", "s", "sigma", "held-out RMSE", "NLPD");
-        std::printf("%-10s %12.3f %10.3f %10.3f %10.4f %12.4f %10.3f\n", "initial", mll_initial, initial.length(),
+        std::printf("%-10s %12s %10s %10s %10s %14s %10s\n", "", "log p(y)", "l", "s", "sigma", "held-out RMSE", "NLPD");
+        std::printf("%-10s %12.3f %10.3f %10.3f %10.4f %14.4f %10.3f\n", "initial", mll_initial, initial.length(),
                     initial.signal(), initial.noise(), before.rmse, before.nlpd);
-        std::printf("%-10s %12.3f %10.3f %10.3f %10.4f %12.4f %10.3f\n\n", "learned", mll_learned, h.length(),
+        std::printf("%-10s %12.3f %10.3f %10.3f %10.4f %14.4f %10.3f\n\n", "learned", mll_learned, h.length(),
                     h.signal(), h.noise(), after.rmse, after.nlpd);
 
         // Pictures: the fit before and after, and log p(y) during learning.
