@@ -166,6 +166,57 @@ TEST_CASE("plot: scatter chart and overwrite of an existing file") {
     CHECK(tmp.files().size() == 1);
 }
 
+TEST_CASE("plot: a band is filled between its curves, under the series, and breaks at NaN") {
+    ScratchDir tmp;
+    std::vector<double> x, lo, hi, mid;
+    for (int i = 0; i <= 40; ++i) {
+        x.push_back(i * 0.25);
+        bool gap = i >= 18 && i <= 22;  // x in [4.5, 5.5] is left unfilled
+        lo.push_back(gap ? NAN : -1.0);
+        hi.push_back(gap ? NAN : 1.0);
+        mid.push_back(0.0);
+    }
+    plot::Chart c;
+    c.y_range = {{-2, 2}};
+    c.legend = false;
+    c.add("mean", x, mid);
+    c.add_band("±1", x, lo, hi);
+    c.series[0].color = plot::Color{0, 0, 1};
+    c.bands[0].color = plot::Color{1, 0, 0};
+    c.bands[0].alpha = 0.5;
+    std::string path = tmp / "band.png";
+    plot::save_chart(c, path, 400, 300);
+    Png png(path);
+    REQUIRE(png.ok());
+    // Half-transparent red over white, over about half the plot area minus
+    // the gap; the blue mean line is drawn on top of it.
+    long pink = png.count({1, 0.5, 0.5}, 4);
+    CHECK(pink > 300 * 200 / 2 * 8 / 10 / 2);
+    CHECK(pink < 400 * 300 / 2);
+    CHECK(png.count({0, 0, 1}, 10) > 200);
+    // The middle of the gap (x = 5, y = 0.5) stays white; the same height at
+    // x = 2.5 is pink. The chart's x axis spans [-0.3, 10.3] over the plot area.
+    int row = -1;  // y pixel of the band's upper half, found on the left part
+    for (int y = 0; y < png.height() && row < 0; ++y) {
+        Rgb p = png.at(png.width() / 4, y);
+        if (std::abs(p.r - 255) <= 4 && std::abs(p.g - 128) <= 4 && std::abs(p.b - 128) <= 4) row = y + 10;
+    }
+    REQUIRE(row > 0);
+    int gap_x = -1;  // a white column within the gap, between two pink ones
+    for (int xp = png.width() / 3; xp < 2 * png.width() / 3 && gap_x < 0; ++xp) {
+        Rgb p = png.at(xp, row);
+        if (p.r == 255 && p.g == 255 && p.b == 255) gap_x = xp;
+    }
+    CHECK(gap_x > 0);
+
+    plot::Chart bad;
+    bad.add_band("short", {1, 2, 3}, {0, 0}, {1, 1, 1});
+    check_throws([&] { plot::save_chart(bad, tmp / "bad.png"); }, tmp / "bad.png", "3 x values but 2 lo and 3 hi");
+    bad.bands[0].lo = {0, 0, 0};
+    bad.bands[0].alpha = 0;
+    check_throws([&] { plot::save_chart(bad, tmp / "bad.png"); }, tmp / "bad.png", "alpha in (0, 1]");
+}
+
 TEST_CASE("plot: grid of subplots") {
     ScratchDir tmp;
     plot::Sheet sheet;

@@ -432,6 +432,7 @@ struct LegendEntry {
     Color color;
     Style style;
     int shape;
+    double band_alpha = 0;  // > 0: a Band, shown as a filled swatch
 };
 
 // Puts the legend in the corner of the plot area that hides the fewest of
@@ -471,7 +472,11 @@ void draw_legend(cairo_t* cr, const std::vector<LegendEntry>& entries, Box area,
         const auto& e = entries[i];
         double cy = best.y + 5 + row * (i + 0.5);
         double sx = best.x + inner;
-        if (e.style != Style::Markers) {
+        if (e.band_alpha > 0) {
+            cairo_rectangle(cr, sx, cy - row * 0.3, sample, row * 0.6);
+            set_color(cr, e.color, e.band_alpha);
+            cairo_fill(cr);
+        } else if (e.style != Style::Markers) {
             set_line_style(cr, e.style, 2.2);
             set_color(cr, e.color);
             cairo_move_to(cr, sx, cy);
@@ -479,7 +484,7 @@ void draw_legend(cairo_t* cr, const std::vector<LegendEntry>& entries, Box area,
             cairo_stroke(cr);
             set_line_style(cr, Style::Line, 1);
         }
-        if (e.style == Style::Markers || e.style == Style::LineMarkers)
+        if (e.band_alpha == 0 && (e.style == Style::Markers || e.style == Style::LineMarkers))
             draw_marker(cr, sx + sample / 2, cy, std::min(4.0, row * 0.25), e.shape, e.color);
         std::string name = fit_text(cr, e.name, f, best.w - (inner + sample + 6 + inner));
         draw_text(cr, name, sx + sample + 6, cy, Align::Left, f, kText);
@@ -497,9 +502,22 @@ bool usable(const Chart& c, double x, double y) {
     return finite(x) && finite(y) && (!c.log_y || y > 0);
 }
 
+std::string band_label(const Band& b, size_t i) {
+    return b.name.empty() ? "band " + std::to_string(i) : "band " + quoted(b.name);
+}
+
 std::string problem(const Chart& c) {
-    if (c.series.empty()) return "chart has no series";
+    if (c.series.empty() && c.bands.empty()) return "chart has no series";
     size_t points = 0;
+    for (size_t i = 0; i < c.bands.size(); ++i) {
+        const Band& b = c.bands[i];
+        if (b.lo.size() != b.x.size() || b.hi.size() != b.x.size())
+            return band_label(b, i) + " has " + std::to_string(b.x.size()) + " x values but " +
+                   std::to_string(b.lo.size()) + " lo and " + std::to_string(b.hi.size()) + " hi values";
+        if (b.x.empty()) return band_label(b, i) + " is empty";
+        if (!(b.alpha > 0 && b.alpha <= 1)) return band_label(b, i) + " needs alpha in (0, 1]";
+        for (size_t k = 0; k < b.x.size(); ++k) points += usable(c, b.x[k], b.lo[k]) && usable(c, b.x[k], b.hi[k]);
+    }
     for (size_t i = 0; i < c.series.size(); ++i) {
         const Series& s = c.series[i];
         if (s.x.size() != s.y.size())
@@ -518,6 +536,28 @@ std::string problem(const Chart& c) {
     return {};
 }
 
+// Fills each run of usable points: along hi left to right, back along lo.
+void draw_band(cairo_t* cr, const Chart& c, const Frame& f, const Band& b, Color color,
+               std::vector<std::pair<double, double>>& occupied) {
+    set_color(cr, color, b.alpha);
+    size_t k = 0;
+    while (k < b.x.size()) {
+        auto ok = [&](size_t j) { return usable(c, b.x[j], b.lo[j]) && usable(c, b.x[j], b.hi[j]); };
+        if (!ok(k)) { ++k; continue; }
+        size_t end = k;
+        while (end < b.x.size() && ok(end)) ++end;
+        for (size_t j = k; j < end; ++j) {
+            cairo_line_to(cr, f.px(b.x[j]), f.py(b.hi[j]));
+            occupied.emplace_back(f.px(b.x[j]), f.py(b.hi[j]));
+            occupied.emplace_back(f.px(b.x[j]), f.py(b.lo[j]));
+        }
+        for (size_t j = end; j-- > k;) cairo_line_to(cr, f.px(b.x[j]), f.py(b.lo[j]));
+        cairo_close_path(cr);
+        cairo_fill(cr);
+        k = end;
+    }
+}
+
 void draw_chart(cairo_t* cr, const Chart& c, Box box) {
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
     for (const Series& s : c.series)
@@ -526,6 +566,13 @@ void draw_chart(cairo_t* cr, const Chart& c, Box box) {
             double y = c.log_y ? std::log10(s.y[k]) : s.y[k];
             xmin = std::min(xmin, s.x[k]), xmax = std::max(xmax, s.x[k]);
             ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+        }
+    for (const Band& b : c.bands)
+        for (size_t k = 0; k < b.x.size(); ++k) {
+            if (!usable(c, b.x[k], b.lo[k]) || !usable(c, b.x[k], b.hi[k])) continue;
+            double lo = c.log_y ? std::log10(b.lo[k]) : b.lo[k], hi = c.log_y ? std::log10(b.hi[k]) : b.hi[k];
+            xmin = std::min(xmin, b.x[k]), xmax = std::max(xmax, b.x[k]);
+            ymin = std::min({ymin, lo, hi}), ymax = std::max({ymax, lo, hi});
         }
     Axis x, y;
     std::tie(x.lo, x.hi) = c.x_range ? *c.x_range : padded(xmin, xmax, 0.03);
@@ -544,6 +591,12 @@ void draw_chart(cairo_t* cr, const Chart& c, Box box) {
     cairo_save(cr);
     cairo_rectangle(cr, f.area.x, f.area.y, f.area.w, f.area.h);
     cairo_clip(cr);
+    for (size_t i = 0; i < c.bands.size(); ++i) {
+        const Band& b = c.bands[i];
+        Color color = b.color ? *b.color : palette(int(i));
+        draw_band(cr, c, f, b, color, occupied);
+        if (!b.name.empty()) legend.push_back({b.name, color, Style::Line, 0, b.alpha});
+    }
     for (size_t i = 0; i < c.series.size(); ++i) {
         const Series& s = c.series[i];
         Color color = s.color ? *s.color : palette(int(i));

@@ -67,6 +67,16 @@ struct Series {
     std::optional<Color> color;  // default: palette(position in the chart)
 };
 
+// A shaded area between two curves, lo(x) and hi(x): an uncertainty band
+// around a mean, a min-max envelope over seeds. Bands are drawn translucent
+// under every series; a non-finite point breaks the band there.
+struct Band {
+    std::string name;  // legend label; empty keeps it out of the legend
+    std::vector<double> x, lo, hi;
+    std::optional<Color> color;  // default: palette(position among the bands)
+    double alpha = 0.22;         // opacity of the fill, in (0, 1]
+};
+
 struct Chart {
     std::string title, xlabel, ylabel;
     bool log_y = false;
@@ -74,6 +84,7 @@ struct Chart {
     // Fixed axis ranges; by default the axes fit the data with a small margin.
     std::optional<std::pair<double, double>> x_range, y_range;
     std::vector<Series> series;
+    std::vector<Band> bands;
 
     Chart& add(std::string name, std::vector<double> x, std::vector<double> y,
                Style style = Style::Line) {
@@ -86,6 +97,10 @@ struct Chart {
     Chart& add(std::string name, const std::vector<X>& x, const std::vector<Y>& y,
                Style style = Style::Line) {
         return add(std::move(name), as_doubles(x), as_doubles(y), style);
+    }
+    Chart& add_band(std::string name, std::vector<double> x, std::vector<double> lo, std::vector<double> hi) {
+        bands.push_back({std::move(name), std::move(x), std::move(lo), std::move(hi), std::nullopt});
+        return *this;
     }
 };
 
