@@ -33,6 +33,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -171,7 +172,7 @@ std::vector<double> values(const Tensor64& t) { return {t.value().begin(), t.val
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = "out/custom_op";
     bool quick = false;
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
     app.add_option("--out-dir", out_dir, "Where the picture goes")->capture_default_str();
     app.add_flag("--quick", quick, "Smoke test: smaller timing runs");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(out_dir);  // refused now, not after the work
 
     try {
         set_num_threads(1);
@@ -302,3 +304,5 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

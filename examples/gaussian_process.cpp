@@ -26,6 +26,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -165,7 +166,7 @@ plot::Chart fit_chart(const std::string& title, const Hyper& h, const Data& trai
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = "out/gaussian_process";
     bool quick = false;
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
     app.add_option("--points", n_train, "Training points")->capture_default_str()->check(CLI::Range(5, 400));
     app.add_flag("--quick", quick, "Smoke test: 150 steps");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(out_dir);  // refused now, not after the work
     if (quick) steps = 150;
 
     try {
@@ -286,3 +288,5 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }
