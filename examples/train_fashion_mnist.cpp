@@ -2,11 +2,15 @@
 //
 //   build/examples/train_fashion_mnist            # defaults, about a minute on 2 cores
 //   build/examples/train_fashion_mnist --help     # every option
+//   mpirun -np 2 build/examples/train_fashion_mnist   # data-parallel over 2 processes
 //
 // Prints a progress bar per epoch, the training loss and validation
 // accuracy after each epoch, then the test accuracy and a confusion matrix;
 // writes a checkpoint (numpy-readable .npz), the training curves and the
-// confusion matrix as PNG images.
+// confusion matrix as PNG images. Under mpirun every rank trains a replica
+// on its slice of each global batch (--batch-size is the global batch) and
+// the gradients are averaged (docs/distributed.md); only rank 0 prints and
+// writes files.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
@@ -88,15 +93,18 @@ std::unique_ptr<nn::Optimizer<float>> make_optimizer(const Options& o, std::vect
     return std::make_unique<nn::AdamW<float>>(params, o.lr, 0.9, 0.999, 1e-8, o.weight_decay);
 }
 
-// An MLP with dropout after each hidden activation.
+// An MLP with dropout after each hidden activation. Each rank draws its own
+// dropout masks (rank 0 the same as a single-process run).
 std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t in, std::size_t out,
-                                                    Generator& gen) {
+                                                    Generator& gen, int rank = 0) {
     auto model = std::make_shared<nn::Sequential<float>>();
     std::size_t width = in;
     for (auto h : o.hidden) {
         model->emplace<nn::Linear<float>>(width, h, true, gen);
         model->push_back(nn::make_activation<float>(o.activation));
-        if (o.dropout > 0) model->emplace<nn::Dropout<float>>(static_cast<float>(o.dropout), gen.engine()());
+        if (o.dropout > 0)
+            model->emplace<nn::Dropout<float>>(static_cast<float>(o.dropout),
+                                               gen.engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank)));
         width = h;
     }
     model->emplace<nn::Linear<float>>(width, out, true, gen);
@@ -117,10 +125,12 @@ void print_confusion(const xt::xarray<std::int64_t>& cm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    distributed::Session session(argc, argv);  // one process unless started by mpirun
+    if (!session.is_root()) std::freopen("/dev/null", "w", stdout);  // rank 0 reports for all
     Options o;
     CLI::App app{"Train an MLP on Fashion-MNIST with tapegrad"};
     app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "Mini-batch size (1 = pure SGD)")->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "Mini-batch size over all ranks (1 = pure SGD)")->capture_default_str();
     app.add_option("--lr", o.lr, "Learning rate (cosine-annealed to 0)")->capture_default_str();
     app.add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
     app.add_option("--hidden", o.hidden, "Hidden layer sizes, e.g. --hidden 512 256")->capture_default_str();
@@ -154,35 +164,47 @@ int main(int argc, char** argv) {
         std::printf("Fashion-MNIST: %zu training, %zu validation, %zu test images (%.1f s to load)\n", train.size(),
                     validation.size(), test.size(), seconds_since(started));
 
-        auto model = build_model(o, train.dim(), train.classes, gen);
+        auto model = build_model(o, train.dim(), train.classes, gen, session.rank());
         std::cout << *model << "\n";
         auto optimizer = make_optimizer(o, model->parameters());
         nn::CosineLR schedule(*optimizer, o.epochs);
 
-        data::BatchIterator batches(train, o.batch_size, gen);
+        // Every rank: rank 0's initial values, its slice of each global batch.
+        distributed::broadcast(model->parameters());
+        distributed::ShardedBatches batches(train, o.batch_size, gen, session);
+        distributed::GradientAverager<float> averager(model->parameters());
+        if (session.size() > 1)
+            std::printf("data-parallel over %d ranks: global batch %zu, about %zu rows per rank\n", session.size(),
+                        o.batch_size, o.batch_size / std::size_t(session.size()));
         std::vector<double> epochs_axis, train_losses, val_accuracies;
         for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
             const auto epoch_start = Clock::now();
             auto last_draw = epoch_start;
-            double loss_sum = 0;
+            double loss_sum = 0, global_loss_sum = 0;
             std::size_t steps = 0;
             Tensor x;
             Index y;
             while (batches.next(x, y)) {
                 auto loss = nn::cross_entropy(model->forward(x), y);
                 optimizer->zero_grad();
+                averager.set_weight(batches.weight());
                 loss.backward();
+                averager.finish();  // .grad = the gradient of the global batch
                 optimizer->step();
                 loss_sum += loss.item();
+                global_loss_sum += loss.item() * batches.weight();
                 ++steps;
-                if (std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2) {
+                if (session.is_root() && std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2) {
                     last_draw = Clock::now();
                     progress(epoch, o.epochs, steps, batches.batches_per_epoch(),
                              steps / seconds_since(epoch_start), loss_sum / steps, false);
                 }
             }
-            progress(epoch, o.epochs, steps, batches.batches_per_epoch(), steps / seconds_since(epoch_start),
-                     loss_sum / steps, true);
+            if (session.is_root())
+                progress(epoch, o.epochs, steps, batches.batches_per_epoch(), steps / seconds_since(epoch_start),
+                         loss_sum / steps, true);
+            loss_sum = session.sum(global_loss_sum);  // the global batches' mean losses, summed
+            distributed::check_replicas(*model, "after epoch " + std::to_string(epoch));
             std::fflush(stderr);
             const double epoch_lr = optimizer->lr();
             schedule.step();
@@ -199,6 +221,7 @@ int main(int argc, char** argv) {
         std::printf("\ntest accuracy: %.2f%%  (%zu test images; total time %.1f s)\n", 100 * test_acc, test.size(),
                     seconds_since(started));
         print_confusion(cm);
+        if (!session.is_root()) return 0;
 
         std::filesystem::create_directories(o.out_dir);
         const auto out = std::filesystem::path(o.out_dir);
@@ -231,6 +254,7 @@ int main(int argc, char** argv) {
         std::printf("\nwrote %s, %s and %s\n", (out / "model.npz").c_str(), (out / "training_curve.png").c_str(),
                     (out / "confusion_matrix.png").c_str());
     } catch (const tapegrad::Error& e) {
+        if (session.size() > 1) session.abort(1, std::string("error: ") + e.what());  // the others would wait
         std::fprintf(stderr, "\nerror: %s\n", e.what());
         return 1;
     }
