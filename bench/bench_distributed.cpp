@@ -8,6 +8,8 @@
 // rows, split across the ranks), the bucketed gradient all-reduce and an SGD
 // step; 1 BLAS thread per rank. Rank 0 prints one RESULT line: steps per
 // second, and per step the time spent waiting in GradientAverager::finish.
+// --allreduce-only 1 times the all-reduce of the model's gradient buckets
+// alone (no forward, backward or update): the cost model's communication.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,11 +28,13 @@ int main(int argc, char** argv) {
     distributed::Session session(argc, argv);
     std::string mlp = "784";
     double seconds = 5, bucket_mib = 1;
+    bool allreduce_only = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string key = argv[i];
         if (key == "--mlp") mlp = argv[i + 1];
         else if (key == "--seconds") seconds = std::atof(argv[i + 1]);
         else if (key == "--bucket-mib") bucket_mib = std::atof(argv[i + 1]);
+        else if (key == "--allreduce-only") allreduce_only = std::string(argv[i + 1]) == "1";
     }
     const bool big = mlp == "1024";
     const std::vector<std::size_t> sizes = big ? std::vector<std::size_t>{1024, 1024, 1024, 10}
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < rows; ++i) y[i] = std::int64_t(i % 10);
 
     auto step = [&] {
+        if (allreduce_only) return averager.finish();  // the gradients' all-reduce alone
         opt.zero_grad();
         nn::cross_entropy(model(x), y).backward();
         averager.finish();
@@ -69,9 +74,9 @@ int main(int argc, char** argv) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double wait = session.sum(averager.wait_seconds() - waited_before) / session.size();
     if (session.is_root())
-        std::printf("RESULT mlp=%s ranks=%d rows_per_rank=%zu buckets=%zu overlap=%d steps=%zu steps_per_s=%.2f "
+        std::printf("RESULT mlp=%s allreduce_only=%d ranks=%d rows_per_rank=%zu buckets=%zu overlap=%d steps=%zu steps_per_s=%.2f "
                     "wait_ms_per_step=%.3f\n",
-                    mlp.c_str(), session.size(), rows, averager.bucket_count(), int(averager.overlaps_backward()),
+                    mlp.c_str(), int(allreduce_only), session.size(), rows, averager.bucket_count(), int(averager.overlaps_backward()),
                     steps, double(steps) / elapsed, 1e3 * wait / double(steps));
     distributed::check_replicas(model, "end of the benchmark");
     return 0;
