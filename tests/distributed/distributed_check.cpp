@@ -4,7 +4,8 @@
 //   equivalence  2 ranks x 64 rows = 1 rank x 128 rows: after 100 Adam steps
 //                in float64 the parameters agree within 1e-10 relative; the
 //                ranks agree bitwise after every step; every rank's rows are
-//                its slice of the global batch; a changed replica is named.
+//                its slice of the global batch; a changed replica is named;
+//                uneven slices (3 ranks, without MPI) cover each batch once.
 //   kill         rank 1 is killed (SIGKILL) at step 20: mpirun must end the
 //                job and name the rank (dying_rank.sh checks time and message).
 //   error        rank 1 throws at step 20; main catches it and aborts the
@@ -53,8 +54,47 @@ int fail(const distributed::Session& s, const std::string& what) {
     s.abort(1, "FAILED: " + what);
 }
 
+// Uneven slices, without MPI: 10 rows, global batches of 4 over 3 ranks give
+// slices of 2, 1, 1 rows covering each batch once; the last 2 rows (fewer
+// than the ranks) are dropped.
+std::string sharding_rules() {
+    auto d = data::head(synthetic(), 10);
+    for (std::size_t i = 0; i < d.size(); ++i) d.labels[i] = std::int64_t(i);
+    std::vector<Index> seen(3);
+    std::size_t batches = 0;
+    for (int r = 0; r < 3; ++r) {
+        Generator gen(9);
+        distributed::ShardedBatches shards(d, 4, gen, r, 3);
+        Tensor x;
+        Index y;
+        std::size_t n = 0;
+        while (shards.next(x, y)) {
+            const std::size_t expect = r == 0 ? 2 : 1;
+            if (y.size() != expect || x.shape()[0] != expect || shards.weight() != double(expect) / 4)
+                return "rank " + std::to_string(r) + " got " + std::to_string(y.size()) + " rows, weight " +
+                       std::to_string(shards.weight());
+            seen[std::size_t(r)].insert(seen[std::size_t(r)].end(), y.begin(), y.end());
+            ++n;
+        }
+        if (n != 2 || shards.batches_per_epoch() != 2) return "expected 2 batches per epoch, got " + std::to_string(n);
+        batches = n;
+    }
+    Generator gen(9);
+    data::BatchIterator all(d, 4, gen);
+    Tensor x;
+    Index y;
+    for (std::size_t b = 0; b < batches; ++b) {
+        all.next(x, y);
+        const Index joined = {y[0], y[1], y[2], y[3]};
+        const Index slices = {seen[0][2 * b], seen[0][2 * b + 1], seen[1][b], seen[2][b]};
+        if (joined != slices) return "the slices of batch " + std::to_string(b) + " are not the global batch in order";
+    }
+    return "";
+}
+
 int equivalence(distributed::Session& s) {
     if (s.size() != 2) return fail(s, "the equivalence check needs exactly 2 ranks, got " + std::to_string(s.size()));
+    if (auto problem = sharding_rules(); !problem.empty()) return fail(s, "sharding: " + problem);
     const auto d = synthetic();
 
     // The reference: one process, the whole global batch per step.
