@@ -16,8 +16,12 @@ import statistics
 import subprocess
 
 
-def run(binary, ranks, mlp, seconds, bucket_mib):
-    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(ranks), binary, "--mlp", mlp,
+def run(binary, ranks, mlp, seconds, bucket_mib, busy_poll):
+    # A rank waiting in MPI spins by default; on a shared, loaded machine it
+    # then takes CPU from the rank it waits for. Yielding costs a little on an
+    # idle machine and wins a lot on a busy one.
+    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "0" if busy_poll else "1",
+           "-np", str(ranks), binary, "--mlp", mlp,
            "--seconds", str(seconds), "--bucket-mib", str(bucket_mib)]
     if os.geteuid() == 0:
         cmd.insert(1, "--allow-run-as-root")
@@ -33,6 +37,7 @@ def main():
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--bucket-mib", type=float, default=1)
+    parser.add_argument("--busy-poll", action="store_true", help="let waiting ranks spin (MPI's default)")
     args = parser.parse_args()
     binary = os.path.join(args.build, "bench", "tapegrad_bench_distributed")
     mlps = {"784": "784-256-256-10, batch 128", "1024": "1024-1024-1024-10, batch 1024"}
@@ -43,13 +48,14 @@ def main():
     for rep in range(args.repetitions):
         for mlp in mlps:
             for ranks in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                rate, wait, fields = run(binary, ranks, mlp, args.seconds, args.bucket_mib)
+                rate, wait, fields = run(binary, ranks, mlp, args.seconds, args.bucket_mib, args.busy_poll)
                 rates[(mlp, ranks)].append(rate)
                 waits[(mlp, ranks)].append(wait)
                 info[(mlp, ranks)] = fields
     load_after = os.getloadavg()[0]
     print(f"load average (1 min) before {load_before:.1f}, after {load_after:.1f}, on {os.cpu_count()} CPUs; "
-          f"{args.repetitions} repetitions of {args.seconds:g} s, medians\n")
+          f"{args.repetitions} repetitions of {args.seconds:g} s, medians; waiting ranks "
+          f"{'spin' if args.busy_poll else 'yield'}\n")
     print("| MLP | 1 rank steps/s | 2 ranks steps/s | speed-up | all-reduce wait per step (2 ranks) | buckets | overlap |")
     print("|---|---|---|---|---|---|---|")
     for mlp, name in mlps.items():
