@@ -6,3 +6,7 @@ find_package(xtensor-blas REQUIRED)
 find_package(BLAS REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
+# libzip (libzip-dev) writes and reads the .npz container; through pkg-config,
+# which every libzip install has.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)

@@ -19,7 +19,7 @@ target_include_directories(tapegrad PUBLIC
   $<BUILD_INTERFACE:${TAPEGRAD_BUILD_INCLUDE}>
   $<INSTALL_INTERFACE:include>)
 target_link_libraries(tapegrad PUBLIC xtensor xtensor-blas xsimd Threads::Threads
-                               PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB ${CMAKE_DL_LIBS})
+                               PRIVATE ${BLAS_LIBRARIES} ZLIB::ZLIB PkgConfig::LIBZIP ${CMAKE_DL_LIBS})
 # xsimd makes broadcasting assignment ~30x faster (see shared notes). PUBLIC
 # because it must agree across the program: xtensor's containers and
 # assignment templates, instantiated for tapegrad::Array<T> both in the
@@ -82,6 +82,9 @@ install(FILES ${PROJECT_BINARY_DIR}/tapegradConfig.cmake ${PROJECT_BINARY_DIR}/t
 set(TAPEGRAD_PC_DEPS)
 foreach(lib ${BLAS_LIBRARIES})
   string(APPEND TAPEGRAD_PC_DEPS " ${lib}")
+endforeach()
+foreach(flag ${LIBZIP_LDFLAGS})
+  string(APPEND TAPEGRAD_PC_DEPS " ${flag}")
 endforeach()
 string(APPEND TAPEGRAD_PC_DEPS " -lz -pthread")
 foreach(lib ${CMAKE_DL_LIBS})

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <sstream>
+#include <unordered_map>
 
 #include <xtensor/xnoalias.hpp>
 
@@ -71,14 +72,16 @@ struct GradModeScope {
     ~GradModeScope() { set_grad_enabled(previous); }
 };
 
-struct PauseHooks {
+// The ops inside a VJP or a tensor hook belong to the node being run: they
+// are timed as its backward and their values checked as its gradients.
+struct PauseChecks {
     Profiler* profiler;
     bool anomaly;
-    PauseHooks(Profiler* p, bool a) : profiler(p), anomaly(a) {
+    PauseChecks(Profiler* p, bool a) : profiler(p), anomaly(a) {
         if (profiler) Profiler::exchange_current(nullptr);
         if (anomaly) set_anomaly_enabled(false);
     }
-    ~PauseHooks() {
+    ~PauseChecks() {
         if (profiler) Profiler::exchange_current(profiler);
         if (anomaly) set_anomaly_enabled(true);
     }
@@ -88,6 +91,112 @@ template <class T>
 std::string where_in_graph(const detail::Node<T>& n) {
     return "'" + std::string(n.name) + "' (tape position " + std::to_string(n.seq) + ")";
 }
+
+// A VJP's gradient for an input may have the input's shape or a shape the
+// input broadcasts to (the engine sums it down); nothing else.
+template <class S>
+bool broadcasts_to(const S& input, const S& grad) {
+    if (grad.size() < input.size()) return false;
+    const std::size_t lead = grad.size() - input.size();
+    for (std::size_t d = 0; d < input.size(); ++d)
+        if (input[d] != 1 && input[d] != grad[lead + d]) return false;
+    return true;
+}
+
+// Every VJP's result, built-in or user-written, before anything uses it.
+// (Its element type is checked by the compiler: Grads<T> holds tensors of T.)
+template <class T>
+void check_vjp_result(const detail::Node<T>& n, const detail::Grads<T>& grads) {
+    if (grads.size() != n.inputs.size())
+        throw GraphError("backward: " + where_in_graph(n) + " returned " + std::to_string(grads.size()) +
+                         " gradients for " + std::to_string(n.inputs.size()) + " inputs");
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        if (!grads[i].defined()) continue;  // no gradient for this input
+        const auto& want = n.inputs[i].shape;
+        const auto& got = grads[i].shape();
+        if (got == want || broadcasts_to(want, got)) continue;
+        throw GraphError("backward: " + where_in_graph(n) + " returned a gradient of shape " +
+                         detail::shape_str(got) + " for input " + std::to_string(i) + ", which has shape " +
+                         detail::shape_str(want) + "; a VJP must return the input's shape or a shape the input "
+                         "broadcasts to");
+    }
+}
+
+// Runs a tensor's register_hook hooks in registration order on its complete
+// gradient g; each sees the previous one's result. `owner()` names the
+// tensor for errors.
+template <class T, class Owner>
+BasicTensor<T> run_grad_hooks(const detail::Hooks<T>& hooks, BasicTensor<T> g, Owner owner) {
+    if (hooks.on_grad.empty()) return g;
+    auto list = hooks.on_grad;  // a hook registered by a hook runs from the next pass on
+    for (auto& h : list) {
+        if (h->removed.load(std::memory_order_relaxed)) continue;
+        BasicTensor<T> r = h->fn(g);
+        if (!r.defined()) continue;  // kept g
+        if (r.shape() != g.shape())
+            throw GraphError("backward: a hook on " + owner() + " returned a gradient of shape " +
+                             detail::shape_str(r.shape()) + " for a gradient of shape " +
+                             detail::shape_str(g.shape()) + "; a hook returns the same shape, or nothing");
+        g = std::move(r);
+    }
+    return g;
+}
+
+template <class T>
+void run_ready_hooks(const detail::Hooks<T>& hooks, const BasicTensor<T>& g) {
+    if (hooks.on_ready.empty()) return;
+    auto list = hooks.on_ready;
+    for (auto& h : list)
+        if (!h->removed.load(std::memory_order_relaxed)) h->fn(g);
+}
+
+template <class T>
+std::string leaf_name(const detail::TensorImpl<T>& leaf) {
+    return "a leaf of shape " + detail::shape_str(leaf.storage->data.shape());
+}
+
+// Leaves with hooks, and how many edges into each are still to run in this
+// pass: when the count reaches 0 the leaf's gradient is complete, and its
+// hooks run then, while the pass goes on.
+template <class T>
+class HookedLeaves {
+public:
+    // Counts the edges of the nodes that will run.
+    void count(const std::vector<detail::Node<T>*>& order) {
+        for (auto* n : order) {
+            if (!n->needed) continue;
+            for (auto& e : n->inputs) {
+                if (e.fn) continue;
+                auto leaf = e.leaf.lock();
+                if (!leaf || !leaf->hooks) continue;
+                auto [it, fresh] = index_.try_emplace(leaf.get(), items_.size());
+                if (fresh) items_.push_back({std::move(leaf), 0});
+                ++items_[it->second].edges_left;
+            }
+        }
+    }
+    // After node n ran (or had no gradient to run with): calls done(leaf)
+    // for each leaf whose last edge this was.
+    template <class Done>
+    void ran(const detail::Node<T>& n, Done&& done) {
+        if (items_.empty() || !n.needed) return;
+        for (auto& e : n.inputs) {
+            if (e.fn) continue;
+            auto leaf = e.leaf.lock();
+            if (!leaf) continue;
+            auto it = index_.find(leaf.get());
+            if (it != index_.end() && --items_[it->second].edges_left == 0) done(items_[it->second].leaf);
+        }
+    }
+
+private:
+    struct Item {
+        std::shared_ptr<detail::TensorImpl<T>> leaf;
+        std::size_t edges_left;
+    };
+    std::vector<Item> items_;
+    std::unordered_map<const detail::TensorImpl<T>*, std::size_t> index_;
+};
 
 // Where gradients go: into .grad of the leaves (and of retain_grad()
 // tensors) for backward(), or only into the slots of the requested tensors
@@ -119,14 +228,7 @@ public:
 
     void add(std::shared_ptr<detail::TensorImpl<T>> t, BasicTensor<T> g, bool create_graph) {
         if (!t->requires_grad) return;  // frozen (requires_grad_(false)) since the forward
-        if (t->staged_pass > pass_) {  // a backward nested in a VJP staged it since: look it up
-            for (std::size_t i = 0; i < items_.size(); ++i)
-                if (items_[i].tensor == t) {
-                    t->staged_pass = pass_;
-                    t->staged_index = i;
-                }
-        }
-        if (t->staged_pass == pass_) {
+        if (locate(*t)) {
             accumulate(items_[t->staged_index].grad, std::move(g), create_graph);
             return;
         }
@@ -134,6 +236,9 @@ public:
         t->staged_index = items_.size();
         items_.push_back({std::move(t), std::move(g)});
     }
+
+    // The gradient staged for t in this pass, or null.
+    BasicTensor<T>* find(detail::TensorImpl<T>& t) { return locate(t) ? &items_[t.staged_index].grad : nullptr; }
 
     // .grad += staged, for every tensor. Everything that can throw (new
     // buffers, recorded sums) happens before the first .grad changes.
@@ -152,6 +257,18 @@ public:
     }
 
 private:
+    // True when t has a gradient staged in this pass (staged_index is then its place).
+    bool locate(detail::TensorImpl<T>& t) {
+        if (t.staged_pass > pass_) {  // a backward nested in a VJP staged it since: look it up
+            for (std::size_t i = 0; i < items_.size(); ++i)
+                if (items_[i].tensor.get() == &t) {
+                    t.staged_pass = pass_;
+                    t.staged_index = i;
+                }
+        }
+        return t.staged_pass == pass_;
+    }
+
     struct Item {
         std::shared_ptr<detail::TensorImpl<T>> tensor;
         BasicTensor<T> grad;
@@ -176,13 +293,28 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
     GradModeScope mode(options.create_graph);
     Staged<T> staged(pass);
 
+    const bool anomaly = anomaly_enabled();
+    Profiler* profiler = Profiler::current();
+
+    // A leaf's gradient for this pass is complete: its register_hook hooks
+    // may replace it, then (backward() only) its grad-ready hooks see it.
+    auto leaf_done = [&](const std::shared_ptr<detail::TensorImpl<T>>& leaf) {
+        if (!leaf->hooks) return;
+        BasicTensor<T>* g = targets.wrt ? targets.slot(leaf.get()) : staged.find(*leaf);
+        if (!g || !g->defined()) return;  // no gradient reached it (or it is frozen, or not requested)
+        PauseChecks pause(profiler, anomaly);
+        *g = run_grad_hooks(*leaf->hooks, std::move(*g), [&] { return leaf_name(*leaf); });
+        if (!targets.wrt) run_ready_hooks(*leaf->hooks, *g);
+    };
+
     if (!root.grad_fn()) {
         if (targets.wrt) {
             if (auto* slot = targets.slot(root.impl().get())) accumulate(*slot, seed, options.create_graph);
         } else {
             staged.add(root.impl(), seed, options.create_graph);
-            staged.commit(options.create_graph);
         }
+        leaf_done(root.impl());
+        if (!targets.wrt) staged.commit(options.create_graph);
         return;
     }
 
@@ -237,61 +369,68 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
                              " was already released by an earlier backward; pass "
                              "BackwardOptions{/*retain_graph=*/true} to the first backward to run backward twice");
 
-    const bool anomaly = anomaly_enabled();
-    Profiler* profiler = Profiler::current();
+    HookedLeaves<T> hooked;
+    if (detail::any_hooks()) hooked.count(order);
+
+    // One node: take the gradient that flowed in, deliver it, run the VJP,
+    // pass its results on.
+    auto step = [&](detail::Node<T>* n) {
+        BasicTensor<T> g = std::move(n->pending);
+        n->pending = BasicTensor<T>();
+        if (!g.defined()) return;  // no gradient reached this node
+        if (n->hooks) {
+            PauseChecks pause(profiler, anomaly);
+            g = run_grad_hooks(*n->hooks, std::move(g), [&] { return "the output of " + where_in_graph(*n); });
+        }
+        if (targets.wrt) {
+            if (auto* slot = targets.slot(n)) accumulate(*slot, g, options.create_graph);
+        } else if (auto kept = n->retained.lock()) {
+            staged.add(std::move(kept), g, options.create_graph);
+        }
+        if (!n->needed) return;
+
+        auto started = profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+        VjpContext<T> ctx(*n, options.create_graph);
+        detail::Grads<T> grads;
+        {
+            PauseChecks pause(profiler, anomaly);
+            grads = n->vjp(ctx, g);
+        }
+        check_vjp_result(*n, grads);
+        if (!options.retain_graph) {
+            n->release();
+            n->released = true;
+        }
+
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            auto& e = n->inputs[i];
+            if (!grads[i].defined()) continue;
+            std::shared_ptr<detail::TensorImpl<T>> leaf;
+            if (!e.fn) {
+                leaf = e.leaf.lock();
+                if (!leaf) continue;  // a constant, or a leaf nobody holds any more
+            }
+            BasicTensor<T> gi = std::move(grads[i]);
+            if (gi.shape() != e.shape) gi = sum_to(gi, Shape(e.shape.begin(), e.shape.end()));
+            if (anomaly)
+                detail::check_finite(gi.value(), "gradient of " + where_in_graph(*n) + " for input " +
+                                                     std::to_string(i));
+            if (e.fn) accumulate(e.fn->pending, std::move(gi), options.create_graph);
+            else if (!targets.wrt) staged.add(std::move(leaf), std::move(gi), options.create_graph);
+            else if (auto* slot = targets.slot(leaf.get())) accumulate(*slot, std::move(gi), options.create_graph);
+        }
+        if (profiler)
+            profiler->add_backward(n->name, static_cast<std::uint64_t>(
+                                                std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::steady_clock::now() - started)
+                                                    .count()));
+    };
 
     root.grad_fn()->pending = seed;
     try {
         for (auto* n : order) {
-            BasicTensor<T> g = std::move(n->pending);
-            n->pending = BasicTensor<T>();
-            if (!g.defined()) continue;  // no gradient reached this node
-            if (targets.wrt) {
-                if (auto* slot = targets.slot(n)) accumulate(*slot, g, options.create_graph);
-            } else if (auto kept = n->retained.lock()) {
-                staged.add(std::move(kept), g, options.create_graph);
-            }
-            if (!n->needed) continue;
-
-            auto started = profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-            detail::VjpContext<T> ctx(*n, options.create_graph);
-            detail::Grads<T> grads;
-            {
-                // The ops inside a VJP belong to this node: they are timed as
-                // its backward and their values checked as its gradients.
-                PauseHooks pause(profiler, anomaly);
-                grads = n->vjp(ctx, g);
-            }
-            if (!options.retain_graph) {
-                n->release();
-                n->released = true;
-            }
-            if (grads.size() != n->inputs.size())
-                throw GraphError("backward: " + where_in_graph(*n) + " returned " + std::to_string(grads.size()) +
-                                 " gradients for " + std::to_string(n->inputs.size()) + " inputs");
-
-            for (std::size_t i = 0; i < grads.size(); ++i) {
-                auto& e = n->inputs[i];
-                if (!grads[i].defined()) continue;
-                std::shared_ptr<detail::TensorImpl<T>> leaf;
-                if (!e.fn) {
-                    leaf = e.leaf.lock();
-                    if (!leaf) continue;  // a constant, or a leaf nobody holds any more
-                }
-                BasicTensor<T> gi = std::move(grads[i]);
-                if (gi.shape() != e.shape) gi = sum_to(gi, Shape(e.shape.begin(), e.shape.end()));
-                if (anomaly)
-                    detail::check_finite(gi.value(), "gradient of " + where_in_graph(*n) + " for input " +
-                                                         std::to_string(i));
-                if (e.fn) accumulate(e.fn->pending, std::move(gi), options.create_graph);
-                else if (!targets.wrt) staged.add(std::move(leaf), std::move(gi), options.create_graph);
-                else if (auto* slot = targets.slot(leaf.get())) accumulate(*slot, std::move(gi), options.create_graph);
-            }
-            if (profiler)
-                profiler->add_backward(n->name, static_cast<std::uint64_t>(
-                                                    std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                        std::chrono::steady_clock::now() - started)
-                                                        .count()));
+            step(n);
+            hooked.ran(*n, leaf_done);
         }
     } catch (...) {
         for (auto* n : order) n->pending = BasicTensor<T>();  // the next backward starts clean

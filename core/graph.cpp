@@ -115,15 +115,6 @@ TensorImpl<T>::~TensorImpl() {
     release_node(std::move(grad_fn));
 }
 
-template <class T>
-void VjpContext<T>::modified(std::uint64_t saved, std::uint64_t now) const {
-    std::ostringstream os;
-    os << "backward: a tensor saved by '" << node_.name << "' (tape position " << node_.seq
-       << ") was modified in place after it was saved (version " << saved << ", now " << now
-       << "); clone it before modifying, or modify it after backward";
-    throw GraphError(os.str());
-}
-
 std::string shape_str(const Shape& shape) {
     std::ostringstream os;
     os << '[';
@@ -173,7 +164,6 @@ void check_finite(const Array<T>& value, const std::string& what) {
     template void release_node<T>(std::shared_ptr<Node<T>> &&) noexcept;         \
     template struct Node<T>;                                                      \
     template struct TensorImpl<T>;                                                \
-    template class VjpContext<T>;                                                 \
     template void check_finite<T>(const Array<T>&, const std::string&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

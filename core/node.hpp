@@ -15,12 +15,48 @@
 #include <optional>
 #include <vector>
 
+#include <functional>
+
 #include <tapegrad/core/tensor.hpp>
+
+namespace tapegrad {
+
+// One gradient per input of an op (undefined where the input gets none).
+template <class T>
+using Grads = std::vector<BasicTensor<T>>;
+template <class T>
+class VjpContext;
+
+}  // namespace tapegrad
 
 namespace tapegrad::detail {
 
+using tapegrad::Grads;
+using tapegrad::VjpContext;
+
+// A hook registered on a tensor. The list that holds it owns it; a
+// HookHandle only observes it, so a handle outliving its tensor is harmless.
+// `removed` is atomic: remove() may be called from any thread.
+struct HookEntry {
+    std::atomic<bool> removed{false};
+};
+
+// The hooks of one tensor: on the TensorImpl of a leaf, on the Node of a
+// non-leaf (so they run even when the user dropped the tensor's handle).
 template <class T>
-using Grads = std::vector<BasicTensor<T>>;
+struct Hooks {
+    struct Entry : HookEntry {
+        std::function<BasicTensor<T>(const BasicTensor<T>&)> fn;  // returns a replacement or undefined
+    };
+    std::vector<std::shared_ptr<Entry>> on_grad;   // register_hook
+    std::vector<std::shared_ptr<Entry>> on_ready;  // register_grad_ready_hook (leaves)
+
+    Hooks();  // counted, so a pass can skip all hook work while no tensor has any
+    ~Hooks();
+    Hooks(const Hooks&) = delete;
+    Hooks& operator=(const Hooks&) = delete;
+};
+bool any_hooks() noexcept;
 
 // One input of a node. Exactly one of fn/leaf is set when the input needs a
 // gradient; neither when it does not (data, constants).
@@ -38,9 +74,6 @@ struct Edge {
 };
 
 template <class T>
-class VjpContext;
-
-template <class T>
 struct Node : std::enable_shared_from_this<Node<T>> {
     const char* name = "";
     std::uint64_t seq = 0;  // tape position
@@ -55,6 +88,7 @@ struct Node : std::enable_shared_from_this<Node<T>> {
     bool needed = true;  // lies between the root and a requested tensor (grad())
     std::uint64_t running_pass = 0;  // the backward pass working on this node now, if any
     std::weak_ptr<TensorImpl<T>> retained;  // the output, when retain_grad() was called on it
+    std::shared_ptr<Hooks<T>> hooks;        // the output's register_hook hooks, if any
 
     Node();
     virtual ~Node();
@@ -84,76 +118,5 @@ template <class T>
 void release_node(std::shared_ptr<Node<T>>&& node) noexcept;
 
 std::uint64_t next_tape_position() noexcept;
-
-// A tensor an op saved for backward: remembers the version it had, so a
-// later in-place write is caught instead of silently giving wrong gradients.
-//
-// A saved tensor is kept by its value, its node and a weak reference, never
-// owned (see Edge: a gradient kept in .grad may hold a graph that saved this
-// very tensor, and owning it would close a cycle; a constant saved today may
-// be made to require grad tomorrow). Unpacked, it is the original tensor
-// while it lives, or its value re-attached to its node under create_graph,
-// so second derivatives reach it.
-template <class T>
-struct Saved {
-    std::shared_ptr<Storage<T>> storage;    // the value,
-    std::weak_ptr<TensorImpl<T>> original;  // the tensor itself while it lives,
-    std::shared_ptr<Node<T>> grad_fn;       // and its node (non-leaves)
-    std::uint64_t version = 0;
-};
-
-// An op's own output saved for backward. Only the value is kept (keeping the
-// tensor would make the node own itself); when backward builds a graph the
-// value is re-attached to the node that produced it.
-template <class T>
-struct SavedOutput {
-    std::shared_ptr<Storage<T>> storage;
-    std::uint64_t version = 0;
-};
-
-template <class T>
-class VjpContext {
-public:
-    VjpContext(Node<T>& node, bool create_graph) : node_(node), create_graph_(create_graph) {}
-    bool needs(std::size_t input) const { return node_.inputs[input].needs_grad(); }
-    bool create_graph() const { return create_graph_; }
-    BasicTensor<T> unpack(const Saved<T>& s) const;
-    BasicTensor<T> unpack(const SavedOutput<T>& s) const;
-
-private:
-    [[noreturn]] void modified(std::uint64_t saved, std::uint64_t now) const;
-    Node<T>& node_;
-    bool create_graph_;
-};
-
-template <class T>
-BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
-    if (!s.storage) return {};
-    if (s.storage->version != s.version) modified(s.version, s.storage->version);
-    // Under create_graph the tensor itself (its gradient flows on); without,
-    // only its value, off the graph, as a VJP that records ops of its own
-    // must see it.
-    auto original = s.original.lock();
-    if (original && (create_graph_ || !original->requires_grad)) return BasicTensor<T>(std::move(original));
-    // The value, re-attached to its node under create_graph if the tensor
-    // is gone (a leaf nobody holds needs no gradient).
-    auto impl = std::make_shared<TensorImpl<T>>(s.storage);
-    if (create_graph_ && s.grad_fn) {
-        impl->grad_fn = s.grad_fn;
-        impl->requires_grad = true;
-    }
-    return BasicTensor<T>(std::move(impl));
-}
-
-template <class T>
-BasicTensor<T> VjpContext<T>::unpack(const SavedOutput<T>& s) const {
-    if (s.storage->version != s.version) modified(s.version, s.storage->version);
-    auto impl = std::make_shared<TensorImpl<T>>(s.storage);
-    if (create_graph_) {
-        impl->grad_fn = node_.shared_from_this();
-        impl->requires_grad = true;
-    }
-    return BasicTensor<T>(std::move(impl));
-}
 
 }  // namespace tapegrad::detail

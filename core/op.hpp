@@ -1,20 +1,33 @@
-// How an op is written: its forward and its vector-Jacobian product side by
-// side, in one function, registered once. Include only from ops/*.cpp.
+// Writing an op: its forward and its vector-Jacobian product (VJP) side by
+// side, in one function. This is the mechanism every built-in op of ops/
+// uses, and it is public: include <tapegrad/core/op.hpp> and write your own
+// ops in your own files the same way (README, "Writing your own op").
 //
 //   template <class T>
 //   BasicTensor<T> exp(const BasicTensor<T>& x) {
-//       Op<T> op("exp", {x});
-//       auto y = op.output(xt::exp(x.value()));
-//       return op.record(y, [y = op.save_output(y)](auto& ctx, const BasicTensor<T>& g) {
-//           return Grads<T>{g * ctx.unpack(y)};
+//       Op<T> op("exp", {x});                        // name (for errors and the profiler), inputs
+//       auto y = op.output(xt::exp(x.value()));      // forward on xtensor values
+//       return op.record(y, [sy = op.save_output(y)](VjpContext<T>& ctx, const BasicTensor<T>& g) {
+//           return Grads<T>{g * ctx.unpack(sy)};     // one gradient per input
 //       });
 //   }
 //
-// The VJP is written with tensor ops, so when backward runs with
-// create_graph it is itself recorded (higher derivatives); otherwise
-// backward runs under NoGrad and the same ops cost plain xtensor work.
-// Gradients for broadcast inputs may keep the broadcast shape: the engine
-// reduces them to the input's shape, once, for every op.
+// Two flavours of backward:
+// - record(out, vjp): the VJP is written with tensor ops. When backward runs
+//   with create_graph it is itself recorded, so second derivatives work;
+//   otherwise it runs under NoGrad at the cost of plain xtensor work.
+// - record_raw(out, vjp): the VJP is written on Array<T> values
+//   (`RawGrads<T> vjp(VjpContext<T>&, const Array<T>& g)`), for kernels
+//   with no tensor-op form. First order only: a backward with create_graph
+//   that reaches it throws GraphError naming the op.
+//
+// Saved tensors (op.save(input), op.save_output(out)) are checked against
+// in-place writes when unpacked. op.needs(i) / ctx.needs(i) say whether input
+// i wants a gradient; return an undefined tensor (or, in record_raw, any
+// array) for an input that does not. The engine checks what a VJP returns:
+// one gradient per input, each of the input's shape or of a shape the input
+// broadcasts to (it is then summed down, once, for every op); anything else
+// is a GraphError naming the op, its tape position and both shapes.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +38,72 @@
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/profiler.hpp>
 
+namespace tapegrad {
+
+// Gradients of a raw (record_raw) VJP: one array per input.
+template <class T>
+using RawGrads = std::vector<Array<T>>;
+
+// A tensor an op saved for backward: remembers the version it had, so a
+// later in-place write is caught instead of silently giving wrong gradients.
+//
+// A saved tensor is kept by its value, its node and a weak reference, never
+// owned (see docs/engine.md: a gradient kept in .grad may hold a graph that
+// saved this very tensor, and owning it would close a cycle; a constant saved
+// today may be made to require grad tomorrow). Unpacked, it is the original
+// tensor while it lives, or its value re-attached to its node under
+// create_graph, so second derivatives reach it.
+template <class T>
+struct Saved {
+    std::shared_ptr<detail::Storage<T>> storage;    // the value,
+    std::weak_ptr<detail::TensorImpl<T>> original;  // the tensor itself while it lives,
+    std::shared_ptr<detail::Node<T>> grad_fn;       // and its node (non-leaves)
+    std::uint64_t version = 0;
+};
+
+// An op's own output saved for backward. Only the value is kept (keeping the
+// tensor would make the node own itself); when backward builds a graph the
+// value is re-attached to the node that produced it.
+template <class T>
+struct SavedOutput {
+    std::shared_ptr<detail::Storage<T>> storage;
+    std::uint64_t version = 0;
+};
+
+// What a VJP sees besides the incoming gradient.
+template <class T>
+class VjpContext {
+public:
+    VjpContext(detail::Node<T>& node, bool create_graph) : node_(node), create_graph_(create_graph) {}
+    bool needs(std::size_t input) const { return node_.inputs[input].needs_grad(); }
+    std::size_t inputs() const { return node_.inputs.size(); }
+    bool create_graph() const { return create_graph_; }
+    const char* op_name() const { return node_.name; }
+    std::uint64_t tape_position() const { return node_.seq; }
+
+    // A saved tensor, after checking it was not modified in place since.
+    BasicTensor<T> unpack(const Saved<T>& s) const;
+    BasicTensor<T> unpack(const SavedOutput<T>& s) const;
+    // Only its value (no tensor is made), same check: for raw VJPs.
+    const Array<T>& value(const Saved<T>& s) const;
+    const Array<T>& value(const SavedOutput<T>& s) const;
+
+private:
+    [[noreturn]] void modified(std::uint64_t saved, std::uint64_t now) const;
+    detail::Node<T>& node_;
+    bool create_graph_;
+};
+
+}  // namespace tapegrad
+
 namespace tapegrad::detail {
+
+using tapegrad::RawGrads;
+using tapegrad::Saved;
+using tapegrad::SavedOutput;
+
+// Throws the GraphError for a record_raw VJP reached by a create_graph backward.
+[[noreturn]] void raw_vjp_under_create_graph(const char* op, std::uint64_t tape_position);
 
 std::string shape_str(const Shape& shape);
 template <class S>
@@ -52,6 +130,12 @@ std::size_t normalize_axis(const char* op, std::ptrdiff_t axis, std::size_t ndim
 template <class T>
 void check_finite(const Array<T>& value, const std::string& what);
 
+}  // namespace tapegrad::detail
+
+namespace tapegrad {
+
+// Records one op: Op<T> op("name", {inputs...}); then output(), save(),
+// record(). See the top of this file.
 template <class T>
 class Op {
 public:
@@ -70,7 +154,7 @@ public:
     template <class E>
     BasicTensor<T> output(E&& value) {
         BasicTensor<T> out{Array<T>(std::forward<E>(value))};
-        if (anomaly_enabled()) check_finite(out.value(), "forward of '" + std::string(name_) + "'");
+        if (anomaly_enabled()) detail::check_finite(out.value(), "forward of '" + std::string(name_) + "'");
         return out;
     }
 
@@ -85,13 +169,13 @@ public:
     }
 
     // Attaches the node to `out` when recording. `vjp(ctx, grad)` returns
-    // one gradient per input.
+    // one gradient per input (Grads<T>), written with tensor ops.
     template <class F>
     BasicTensor<T> record(BasicTensor<T> out, F&& vjp) {
         if (recording_) {
-            auto node = std::make_shared<FnNode<T, std::decay_t<F>>>(std::forward<F>(vjp));
+            auto node = std::make_shared<detail::FnNode<T, std::decay_t<F>>>(std::forward<F>(vjp));
             node->name = name_;
-            node->seq = next_tape_position();
+            node->seq = detail::next_tape_position();
             node->inputs = std::move(edges_);
             node->out_shape = out.shape();
             node->saved_bytes = saved_bytes_;
@@ -106,6 +190,22 @@ public:
         return out;
     }
 
+    // The same with a VJP on raw values: `vjp(ctx, g)` gets the incoming
+    // gradient as a const Array<T>& and returns RawGrads<T>, one array per
+    // input (entries for inputs with !ctx.needs(i) are ignored). It cannot
+    // be differentiated again: create_graph through it is a GraphError.
+    template <class F>
+    BasicTensor<T> record_raw(BasicTensor<T> out, F&& vjp) {
+        return record(std::move(out), [f = std::forward<F>(vjp)](VjpContext<T>& ctx, const BasicTensor<T>& g) mutable {
+            if (ctx.create_graph()) detail::raw_vjp_under_create_graph(ctx.op_name(), ctx.tape_position());
+            RawGrads<T> raw = f(ctx, g.value());
+            Grads<T> grads(raw.size());
+            for (std::size_t i = 0; i < raw.size(); ++i)
+                if (i < ctx.inputs() && ctx.needs(i)) grads[i] = BasicTensor<T>(std::move(raw[i]));
+            return grads;
+        });
+    }
+
 private:
     template <class It>
     void start(It first, It last) {
@@ -117,7 +217,7 @@ private:
         if (!recording_) return;
         edges_.reserve(static_cast<std::size_t>(last - first));
         for (It it = first; it != last; ++it) {
-            Edge<T> e;
+            detail::Edge<T> e;
             if (it->defined()) {
                 e.shape = it->shape();
                 if (it->requires_grad()) {
@@ -131,10 +231,58 @@ private:
 
     const char* name_;
     bool recording_ = false;
-    std::vector<Edge<T>> edges_;
+    std::vector<detail::Edge<T>> edges_;
     std::size_t saved_bytes_ = 0;
     Profiler* profiler_ = nullptr;
     std::chrono::steady_clock::time_point started_;
 };
 
+template <class T>
+BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
+    if (!s.storage) return {};
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
+    // Under create_graph the tensor itself (its gradient flows on); without,
+    // only its value, off the graph, as a VJP that records ops of its own
+    // must see it.
+    auto original = s.original.lock();
+    if (original && (create_graph_ || !original->requires_grad)) return BasicTensor<T>(std::move(original));
+    // The value, re-attached to its node under create_graph if the tensor
+    // is gone (a leaf nobody holds needs no gradient).
+    auto impl = std::make_shared<detail::TensorImpl<T>>(s.storage);
+    if (create_graph_ && s.grad_fn) {
+        impl->grad_fn = s.grad_fn;
+        impl->requires_grad = true;
+    }
+    return BasicTensor<T>(std::move(impl));
+}
+
+template <class T>
+BasicTensor<T> VjpContext<T>::unpack(const SavedOutput<T>& s) const {
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
+    auto impl = std::make_shared<detail::TensorImpl<T>>(s.storage);
+    if (create_graph_) {
+        impl->grad_fn = node_.shared_from_this();
+        impl->requires_grad = true;
+    }
+    return BasicTensor<T>(std::move(impl));
+}
+
+template <class T>
+const Array<T>& VjpContext<T>::value(const Saved<T>& s) const {
+    if (!s.storage) throw GraphError(std::string("backward: '") + node_.name + "' unpacked a saved tensor that was undefined");
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
+    return s.storage->data;
+}
+
+template <class T>
+const Array<T>& VjpContext<T>::value(const SavedOutput<T>& s) const {
+    if (s.storage->version != s.version) modified(s.version, s.storage->version);
+    return s.storage->data;
+}
+
+}  // namespace tapegrad
+
+// The spelling used inside the library (ops/*.cpp: using detail::Op; ...).
+namespace tapegrad::detail {
+using tapegrad::Op;
 }  // namespace tapegrad::detail

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <iterator>
@@ -35,6 +36,9 @@ template <class T>
 struct Node;
 template <class T>
 struct TensorImpl;
+template <class T>
+struct Hooks;
+struct HookEntry;
 
 // The value of a tensor. Shared between a tensor and the nodes that saved it
 // for backward; the version counts in-place writes so a node can tell that a
@@ -52,6 +56,21 @@ struct identity {
 template <class T>
 using identity_t = typename identity<T>::type;  // blocks deduction of scalars
 }  // namespace detail
+
+// Removes a hook registered with register_hook or register_grad_ready_hook.
+// Dropping the handle keeps the hook (as the tensor lives); remove() is
+// idempotent, may be called from any thread and from inside a hook, and does
+// nothing once the tensor is gone.
+class HookHandle {
+public:
+    HookHandle() = default;
+    explicit HookHandle(std::weak_ptr<detail::HookEntry> entry) : entry_(std::move(entry)) {}
+    void remove() noexcept;
+    bool active() const noexcept;  // registered, not removed, and its tensor still alive
+
+private:
+    std::weak_ptr<detail::HookEntry> entry_;
+};
 
 struct BackwardOptions {
     bool retain_graph = false;  // keep saved values for another backward
@@ -120,6 +139,20 @@ public:
     void set_grad(BasicTensor g);  // stores g, or a copy of it when g's buffer is shared
     void zero_grad();  // drop the gradient: grad() is undefined until the next backward
     BasicTensor detach() const;  // same value, no graph, no requires_grad
+
+    // Hooks (docs/engine.md, "Hooks"). register_hook: on any tensor that
+    // requires grad; during backward() and grad(), `fn(g)` sees the complete
+    // gradient flowing into this tensor for this pass and may return a
+    // replacement of the same shape (or nothing / an undefined tensor to
+    // keep g). Do not write into g: return a new tensor.
+    // register_grad_ready_hook: on leaves, during backward() only; `fn(g)`
+    // runs as soon as the leaf's gradient for this pass is complete (the last
+    // op using the leaf has run), with that gradient: what will be added to
+    // .grad when the pass succeeds.
+    template <class F>
+    HookHandle register_hook(F&& fn);
+    template <class F>
+    HookHandle register_grad_ready_hook(F&& fn);
 
     // Backward from this tensor. Without a seed, the tensor must have one
     // element and the seed is 1.
@@ -289,6 +322,8 @@ public:
     bool same(const BasicTensor& other) const { return impl_ == other.impl_; }
 
 private:
+    using HookFn = std::function<BasicTensor(const BasicTensor&)>;
+    HookHandle add_hook(HookFn fn, bool ready);
     detail::TensorImpl<T>& checked() const;
     void check_modified_shape(const shape_type& before) const;
     std::shared_ptr<detail::TensorImpl<T>> impl_;
@@ -309,6 +344,7 @@ struct TensorImpl {
     // staged_index of its list and stores it in .grad only when it succeeds.
     std::uint64_t staged_pass = 0;
     std::size_t staged_index = 0;
+    std::shared_ptr<Hooks<T>> hooks;  // a leaf's hooks (a non-leaf's are on its node)
 
     explicit TensorImpl(std::shared_ptr<Storage<T>> s) : storage(std::move(s)) {}
     ~TensorImpl();  // releases long graphs without recursion
@@ -339,6 +375,33 @@ auto BasicTensor<T>::modify(F&& write) {
         check_modified_shape(before);
         return result;
     }
+}
+
+template <class T>
+template <class F>
+HookHandle BasicTensor<T>::register_hook(F&& fn) {
+    using R = std::invoke_result_t<std::decay_t<F>&, const BasicTensor&>;
+    static_assert(std::is_void_v<R> || std::is_convertible_v<R, BasicTensor>,
+                  "tapegrad: register_hook: the hook takes the gradient (const Tensor&) and returns a "
+                  "replacement Tensor or nothing");
+    if constexpr (std::is_void_v<R>)
+        return add_hook([f = std::forward<F>(fn)](const BasicTensor& g) mutable {
+            f(g);
+            return BasicTensor();
+        }, false);
+    else
+        return add_hook(HookFn(std::forward<F>(fn)), false);
+}
+
+template <class T>
+template <class F>
+HookHandle BasicTensor<T>::register_grad_ready_hook(F&& fn) {
+    static_assert(std::is_invocable_v<std::decay_t<F>&, const BasicTensor&>,
+                  "tapegrad: register_grad_ready_hook: the hook takes the leaf's gradient (const Tensor&)");
+    return add_hook([f = std::forward<F>(fn)](const BasicTensor& g) mutable {
+        f(g);
+        return BasicTensor();
+    }, true);
 }
 
 template <class T>

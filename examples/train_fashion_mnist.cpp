@@ -2,15 +2,20 @@
 //
 //   build/examples/train_fashion_mnist            # defaults, about a minute on 2 cores
 //   build/examples/train_fashion_mnist --help     # every option
-//   mpirun -np 2 build/examples/train_fashion_mnist   # data-parallel over 2 processes
 //
 // Prints a progress bar per epoch, the training loss and validation
 // accuracy after each epoch, then the test accuracy and a confusion matrix;
 // writes a checkpoint (numpy-readable .npz), the training curves and the
-// confusion matrix as PNG images. Under mpirun every rank trains a replica
-// on its slice of each global batch (--batch-size is the global batch) and
-// the gradients are averaged (docs/distributed.md); only rank 0 prints and
-// writes files.
+// confusion matrix as PNG images. After every epoch (and every
+// --checkpoint-every N steps) it rewrites the run checkpoint
+// <out-dir>/checkpoint.npz; --resume <that file> continues a stopped or
+// killed run with the same options, bit for bit.
+//
+//   mpirun -np 2 build/examples/train_fashion_mnist   # data-parallel over 2 processes
+//
+// Under mpirun every rank trains a replica on its slice of each global batch
+// (--batch-size is the global batch) and the gradients are averaged
+// (docs/distributed.md); only rank 0 prints and writes files.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +33,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/training.hpp"
 
 using namespace tapegrad;
 using Clock = std::chrono::steady_clock;
@@ -37,16 +43,9 @@ namespace {
 const std::vector<std::string> kClassNames = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                               "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-struct Options {
-    std::size_t epochs = 20;
-    std::size_t batch_size = 128;
-    double lr = 1e-3;
-    double weight_decay = 1e-4;
-    std::vector<std::size_t> hidden = {512, 256};
-    std::string activation = "relu";
-    std::string optimizer = "adamw";
-    double dropout = 0.2;
-    std::uint64_t seed = 0;
+// The training options (model, optimiser, schedule, checkpoints) live in
+// training::Options, shared with the resume test.
+struct Options : training::Options {
     int threads = 1;  // robust on a shared machine; 2 is faster on an idle one
     std::string data_dir = data::fashion_mnist_dir();
     std::string out_dir = "out/fashion_mnist";
@@ -87,30 +86,6 @@ std::pair<double, Index> evaluate(nn::Module& model, const data::Dataset& d) {
     return {double(correct) / double(d.size()), predicted};
 }
 
-std::unique_ptr<nn::Optimizer<float>> make_optimizer(const Options& o, std::vector<Tensor> params) {
-    if (o.optimizer == "sgd") return std::make_unique<nn::SGD<float>>(params, o.lr, 0.9, o.weight_decay, true);
-    if (o.optimizer == "adam") return std::make_unique<nn::Adam<float>>(params, o.lr, 0.9, 0.999, 1e-8, o.weight_decay);
-    return std::make_unique<nn::AdamW<float>>(params, o.lr, 0.9, 0.999, 1e-8, o.weight_decay);
-}
-
-// An MLP with dropout after each hidden activation. Each rank draws its own
-// dropout masks (rank 0 the same as a single-process run).
-std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t in, std::size_t out,
-                                                    Generator& gen, int rank = 0) {
-    auto model = std::make_shared<nn::Sequential<float>>();
-    std::size_t width = in;
-    for (auto h : o.hidden) {
-        model->emplace<nn::Linear<float>>(width, h, true, gen);
-        model->push_back(nn::make_activation<float>(o.activation));
-        if (o.dropout > 0)
-            model->emplace<nn::Dropout<float>>(static_cast<float>(o.dropout),
-                                               gen.engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank)));
-        width = h;
-    }
-    model->emplace<nn::Linear<float>>(width, out, true, gen);
-    return model;
-}
-
 void print_confusion(const xt::xarray<std::int64_t>& cm) {
     std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n%12s", "");
     for (std::size_t j = 0; j < cm.shape()[1]; ++j) std::printf("%6zu", j);
@@ -146,6 +121,12 @@ int main(int argc, char** argv) {
     app.add_option("--data-dir", o.data_dir, "Folder with the IDX files")->capture_default_str();
     app.add_option("--out-dir", o.out_dir, "Where checkpoint and pictures go")->capture_default_str();
     app.add_option("--limit", o.limit, "Train on the first N images only (0 = all)")->capture_default_str();
+    app.add_option("--resume", o.resume,
+                   "Continue the run saved in this checkpoint (e.g. out/fashion_mnist/checkpoint.npz) "
+                   "with the same options");
+    app.add_option("--checkpoint-every", o.checkpoint_every,
+                   "Also write the run checkpoint every N steps (it is written after every epoch)")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -164,59 +145,36 @@ int main(int argc, char** argv) {
         std::printf("Fashion-MNIST: %zu training, %zu validation, %zu test images (%.1f s to load)\n", train.size(),
                     validation.size(), test.size(), seconds_since(started));
 
-        auto model = build_model(o, train.dim(), train.classes, gen, session.rank());
-        std::cout << *model << "\n";
-        auto optimizer = make_optimizer(o, model->parameters());
-        nn::CosineLR schedule(*optimizer, o.epochs);
-
-        // Every rank: rank 0's initial values, its slice of each global batch.
-        distributed::broadcast(model->parameters());
-        distributed::ShardedBatches batches(train, o.batch_size, gen, session);
-        distributed::GradientAverager<float> averager(model->parameters());
+        o.checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint.npz").string();
+        training::Run run(o, train, gen, &session);
         if (session.size() > 1)
             std::printf("data-parallel over %d ranks: global batch %zu, about %zu rows per rank\n", session.size(),
                         o.batch_size, o.batch_size / std::size_t(session.size()));
-        std::vector<double> epochs_axis, train_losses, val_accuracies;
-        for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
-            const auto epoch_start = Clock::now();
-            auto last_draw = epoch_start;
-            double loss_sum = 0, global_loss_sum = 0;
-            std::size_t steps = 0;
-            Tensor x;
-            Index y;
-            while (batches.next(x, y)) {
-                auto loss = nn::cross_entropy(model->forward(x), y);
-                optimizer->zero_grad();
-                averager.set_weight(batches.weight());
-                loss.backward();
-                averager.finish();  // .grad = the gradient of the global batch
-                optimizer->step();
-                loss_sum += loss.item();
-                global_loss_sum += loss.item() * batches.weight();
-                ++steps;
-                if (session.is_root() && std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2) {
-                    last_draw = Clock::now();
-                    progress(epoch, o.epochs, steps, batches.batches_per_epoch(),
-                             steps / seconds_since(epoch_start), loss_sum / steps, false);
-                }
+        auto& model = run.model();
+        std::cout << model << "\n";
+        auto epoch_start = Clock::now(), last_draw = epoch_start;
+        training::Hooks hooks;
+        hooks.on_step = [&](std::size_t epoch, std::size_t step, std::size_t steps, double loss) {
+            if (!session.is_root()) return;
+            if (std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2 || step == steps) {
+                last_draw = Clock::now();
+                progress(epoch, o.epochs, step, steps, step / seconds_since(epoch_start), loss, step == steps);
             }
-            if (session.is_root())
-                progress(epoch, o.epochs, steps, batches.batches_per_epoch(), steps / seconds_since(epoch_start),
-                         loss_sum / steps, true);
-            loss_sum = session.sum(global_loss_sum);  // the global batches' mean losses, summed
-            distributed::check_replicas(*model, "after epoch " + std::to_string(epoch));
-            std::fflush(stderr);
-            const double epoch_lr = optimizer->lr();
-            schedule.step();
-            auto [val_acc, unused] = evaluate(*model, validation);
-            epochs_axis.push_back(double(epoch));
-            train_losses.push_back(loss_sum / steps);
-            val_accuracies.push_back(val_acc);
-            std::printf("epoch %2zu: train loss %.4f  validation accuracy %.2f%%  (%.1f s, lr %.2e)\n", epoch,
-                        loss_sum / steps, 100 * val_acc, seconds_since(epoch_start), epoch_lr);
-        }
+        };
+        hooks.on_epoch = [&](const training::EpochReport& r) {
+            auto [val_acc, unused] = evaluate(model, validation);
+            std::printf("epoch %2zu: train loss %.4f  validation accuracy %.2f%%  (%.1f s, lr %.2e)\n", r.epoch,
+                        r.train_loss, 100 * val_acc, seconds_since(epoch_start), r.lr);
+            std::fflush(stdout);
+            epoch_start = last_draw = Clock::now();
+            return val_acc;
+        };
+        if (!o.resume.empty()) std::printf("resuming from %s\n", o.resume.c_str());
+        run.train(hooks);
+        std::vector<double> epochs_axis, train_losses = run.train_losses(), val_accuracies = run.validation_scores();
+        for (std::size_t e = 1; e <= train_losses.size(); ++e) epochs_axis.push_back(double(e));
 
-        auto [test_acc, predicted] = evaluate(*model, test);
+        auto [test_acc, predicted] = evaluate(model, test);
         auto cm = nn::confusion_matrix(predicted, test.labels, test.classes);
         std::printf("\ntest accuracy: %.2f%%  (%zu test images; total time %.1f s)\n", 100 * test_acc, test.size(),
                     seconds_since(started));
@@ -225,7 +183,7 @@ int main(int argc, char** argv) {
 
         std::filesystem::create_directories(o.out_dir);
         const auto out = std::filesystem::path(o.out_dir);
-        nn::save_checkpoint((out / "model.npz").string(), *model, *optimizer);
+        nn::save_checkpoint((out / "model.npz").string(), model, run.optimizer());
 
         plot::Chart loss_chart;
         loss_chart.title = "Training loss";

@@ -116,6 +116,7 @@ PReLU<T>::PReLU(std::size_t num_slopes, T init) : BasicModule<T>("PReLU") {
 
 template <class T>
 RReLU<T>::RReLU(T lower, T upper, std::uint64_t seed) : BasicModule<T>("RReLU"), lower_(lower), upper_(upper), gen_(seed) {
+    this->register_generator("generator", gen_);
     if (!(lower >= T(0) && lower <= upper))
         throw ValueError("RReLU: need 0 <= lower <= upper, got lower=" + std::to_string(lower) +
                          " upper=" + std::to_string(upper));

@@ -9,6 +9,7 @@ namespace tapegrad::nn {
 
 template <class T>
 Dropout<T>::Dropout(T p, std::uint64_t seed) : BasicModule<T>("Dropout"), p_(p), gen_(seed) {
+    this->register_generator("generator", gen_);
     if (!(p >= T(0) && p <= T(1))) throw ValueError("Dropout: p must be in [0, 1], got " + std::to_string(p));
 }
 

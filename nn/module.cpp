@@ -30,6 +30,30 @@ void ModuleBase<T>::register_parameter(const std::string& name, BasicTensor<T>& 
 }
 
 template <class T>
+void ModuleBase<T>::register_generator(const std::string& name, Generator& gen) {
+    check_name(type_name_, "generator", name);
+    for (const auto& g : generators_)
+        if (g.first == name) throw ValueError(type_name_ + ": generator '" + name + "' registered twice");
+    generators_.emplace_back(name, &gen);
+}
+
+template <class T>
+void ModuleBase<T>::collect_generators(const std::string& prefix,
+                                       std::vector<std::pair<std::string, Generator*>>& out) const {
+    for (const auto& g : generators_)  // a module used twice lists its generator once
+        if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.second == g.second; }))
+            out.emplace_back(prefix + g.first, g.second);
+    for (const auto& c : children_) c.second->collect_generators(prefix + c.first + ".", out);
+}
+
+template <class T>
+std::vector<std::pair<std::string, Generator*>> ModuleBase<T>::named_generators() const {
+    std::vector<std::pair<std::string, Generator*>> out;
+    collect_generators("", out);
+    return out;
+}
+
+template <class T>
 void ModuleBase<T>::add_child(const std::string& name, std::shared_ptr<ModuleBase> child) {
     check_name(type_name_, "submodule", name);
     if (!child) throw ValueError(type_name_ + ": submodule '" + name + "' is null");

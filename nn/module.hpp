@@ -62,6 +62,11 @@ public:
 
     void zero_grad();
 
+    // Every generator of this module and its submodules (Dropout's masks,
+    // RReLU's slopes), named like parameters ("2.generator"). Run
+    // checkpoints save them, so a resumed run draws the same numbers.
+    std::vector<std::pair<std::string, Generator*>> named_generators() const;
+
     // Training mode (the default) vs evaluation mode, for this module and
     // every submodule. Dropout and RReLU behave differently in each.
     void train(bool on = true);
@@ -76,6 +81,8 @@ protected:
     // Registers `slot` (a member of the derived class) under `name`, sets it
     // to `init` and makes it require grad.
     void register_parameter(const std::string& name, BasicTensor<T>& slot, BasicTensor<T> init);
+    // Registers a generator member that forward() draws from.
+    void register_generator(const std::string& name, Generator& gen);
     // Registers a submodule; returns it for convenience.
     template <class M>
     std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
@@ -89,11 +96,13 @@ private:
     void add_child(const std::string& name, std::shared_ptr<ModuleBase> child);
     BasicTensor<T>* find_parameter(const std::string& name);
     void collect(const std::string& prefix, std::vector<NamedTensor<T>>& out) const;
+    void collect_generators(const std::string& prefix, std::vector<std::pair<std::string, Generator*>>& out) const;
     void print(std::ostream& os, const std::string& name, int indent) const;
 
     std::string type_name_;
     bool training_ = true;
     std::vector<std::pair<std::string, BasicTensor<T>*>> params_;
+    std::vector<std::pair<std::string, Generator*>> generators_;
     std::vector<std::pair<std::string, std::shared_ptr<ModuleBase>>> children_;
 };
 

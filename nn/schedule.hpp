@@ -21,6 +21,10 @@ public:
     // Advances one epoch and sets the optimiser's lr for it.
     void step();
     std::size_t epoch() const { return epoch_; }
+    // Moves to `epoch` (epochs completed) for a resumed run, leaving the
+    // optimiser's lr alone: the run checkpoint restores that with the rest
+    // of the optimiser's state.
+    void set_epoch(std::size_t epoch) { epoch_ = epoch; }
     double base_lr() const { return base_lr_; }
 
 private:

@@ -159,6 +159,31 @@ TEST_CASE("fuzz graphs: a reproducer as the fuzzer prints it compiles and passes
     CHECK_MESSAGE(second.passed, second.message());
 }
 
+TEST_CASE("fuzz graphs: a reproducer with linear algebra and one-element rows compiles and passes") {
+    // Printed by `graph_fuzz --print 27 --smooth-every 1 --max-ops 5` and pasted
+    // unchanged: inputs with one-element rows are spelled with from_data (nested
+    // braces like {{0.5}} are ambiguous), decompositions get the conditioned matrix.
+    // 5 ops on 2 inputs; tests/fuzz/graph_fuzz seed 27 (smooth ops: second derivatives checked too)
+    auto f = [](const std::vector<Tensor64>& in) {
+        auto t0 = in[0];                                                                                                                   // [1, 1]
+        auto t1 = cholesky(eye<double>(t0.shape().back()) + matmul(tanh(t0), tanh(t0), false, true) * (1.0 / double(t0.shape().back())));  // [1, 1] <- cholesky of [1, 1]
+        auto t2 = in[1];                                                                                                                   // [1, 1]
+        auto t3 = det(eye<double>(t2.shape().back()) + tanh(t2) * (0.5 / double(t2.shape().back())));                                      // [] <- det of [1, 1]
+        auto t4 = mean(t1);                                                                                                                // [] <- mean of [1, 1]
+        auto t5 = mean(t3);                                                                                                                // [] <- mean of []
+        auto t6 = t4 + t5;                                                                                                                 // [] <- add of [] []
+        return t6;
+    };
+    std::vector<Tensor64> inputs{
+        Tensor64::from_data(std::vector<double>{-0.37982360566599532}.data(), Shape{1, 1}),
+        Tensor64::from_data(std::vector<double>{0.65352693145188023}.data(), Shape{1, 1}),
+    };
+    auto report = gradcheck(f, inputs, GradcheckOptions::strict());
+    CHECK_MESSAGE(report.passed, report.message());
+    auto second = gradgradcheck(f, inputs, GradcheckOptions::strict());
+    CHECK_MESSAGE(second.passed, second.message());
+}
+
 TEST_CASE("fuzz repro: seed 14689, pow(x, 0) at x = 0 (was 0 on SIMD lanes, and flaky)") {
     // Found by the graph fuzzer: xsimd's pow gave 0^0 = 0 on the vectorised
     // part of a buffer, so this function was not even deterministic.

@@ -257,3 +257,129 @@ TEST_CASE("nn: a checkpoint carries a generator's state, and the resumed generat
     CHECK(thrown);
     CHECK(untouched == before);
 }
+
+namespace {
+
+// A small run: a model with a Dropout, Adam, a schedule and a batch iterator.
+struct SmallRun {
+    Generator gen;
+    data::Dataset data;
+    std::shared_ptr<nn::Sequential<float>> model = std::make_shared<nn::Sequential<float>>();
+    std::unique_ptr<nn::Adam<float>> opt;
+    std::unique_ptr<nn::CosineLR> schedule;
+    std::unique_ptr<data::BatchIterator> batches;
+    std::size_t hidden;
+
+    explicit SmallRun(std::uint64_t seed, std::size_t width = 6, std::size_t rows = 20) : gen(seed), hidden(width) {
+        Generator data_gen(0);  // the same data for every run; the checkpoint does not hold it
+        data.features = Tensor::randn({rows, 3}, data_gen).value();
+        for (std::size_t i = 0; i < rows; ++i) data.labels.push_back(static_cast<std::int64_t>(i % 2));
+        data.classes = 2;
+        model->emplace<nn::Linear<float>>(3, width, true, gen);
+        model->emplace<nn::Dropout<float>>(0.3f, seed + 1);
+        model->emplace<nn::Linear<float>>(width, 2, true, gen);
+        opt = std::make_unique<nn::Adam<float>>(model->parameters(), 0.01);
+        schedule = std::make_unique<nn::CosineLR>(*opt, 5);
+        batches = std::make_unique<data::BatchIterator>(data, 4, gen);
+    }
+    nn::RunState<float> state() {
+        nn::RunState<float> s;
+        s.module = model.get();
+        s.optimizer = opt.get();
+        s.schedule = schedule.get();
+        s.batches = batches.get();
+        s.generators = {{"main", &gen}};
+        return s;
+    }
+    void steps(int n) {
+        Tensor x;
+        Index y;
+        for (int i = 0; i < n; ++i) {
+            if (!batches->next(x, y)) schedule->step();
+            else {
+                opt->zero_grad();
+                nn::cross_entropy(model->forward(x), y).backward();
+                opt->step();
+            }
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("nn: a run checkpoint restores parameters, optimiser, schedule, data order and every generator") {
+    TempDir tmp;
+    const auto path = tmp.file("run.npz");
+    SmallRun a(1);
+    a.steps(8);  // into the second epoch: schedule at 1, iterator mid-epoch
+    auto saved = a.state();
+    saved.epoch = 1;
+    saved.step = 7;
+    saved.series = {{"loss", {0.5, 0.25}}};
+    nn::save_run(path, saved);
+
+    SmallRun b(2);  // another seed: every number differs until loaded
+    auto s = b.state();
+    nn::load_run(path, s);
+    CHECK(s.epoch == 1);
+    CHECK(s.step == 7);
+    REQUIRE(s.series.size() == 1);
+    CHECK(s.series[0].second == std::vector<double>{0.5, 0.25});
+    CHECK(b.schedule->epoch() == a.schedule->epoch());
+    CHECK(b.batches->order() == a.batches->order());
+    CHECK(b.batches->position() == a.batches->position());
+    CHECK(b.gen == a.gen);
+    // Both continue identically, dropout masks included: bitwise.
+    a.steps(9);
+    b.steps(9);
+    auto pa = a.model->parameters(), pb = b.model->parameters();
+    for (std::size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].value() == pb[i].value());
+
+    // The model-only load reads a run checkpoint too.
+    SmallRun c(3);
+    CHECK_NOTHROW(nn::load_checkpoint(path, *c.model));
+}
+
+TEST_CASE("nn: a run checkpoint that does not fit is refused with the reason, and nothing changes") {
+    TempDir tmp;
+    const auto path = tmp.file("run.npz");
+    SmallRun a(1);
+    a.steps(3);
+    nn::save_run(path, a.state());
+
+    auto refused = [&](SmallRun& r, const std::string& reason) {
+        const auto order = r.batches->order();
+        const auto position = r.batches->position();
+        const auto weight = r.model->parameters()[0].value();
+        const Generator gen = r.gen;
+        auto s = r.state();
+        std::string message = "<loaded>";
+        try {
+            nn::load_run(path, s);
+        } catch (const Error& e) {
+            message = e.what();
+        }
+        CHECK_MESSAGE(message.find(reason) != std::string::npos, message);
+        CHECK(r.batches->order() == order);
+        CHECK(r.batches->position() == position);
+        CHECK(r.model->parameters()[0].value() == weight);
+        CHECK(r.gen == gen);
+    };
+    SmallRun wider(2, 7);
+    refused(wider, "has shape [3, 6] in the file but [3, 7]");
+    SmallRun more_rows(2, 6, 24);
+    refused(more_rows, "the order has 20 rows but the dataset has 24");
+
+    // A model checkpoint is not a run checkpoint.
+    nn::save_checkpoint(path, *a.model, *a.opt);
+    refused(wider, "not a run checkpoint");
+
+    // A checkpoint written by several ranks names their number.
+    nn::save_run(path, a.state());
+    auto arrays = data::load_npz(path);
+    for (auto& x : arrays)
+        if (x.name == "run/world_size") x = data::NpyArray::from_int64("run/world_size", {}, {2});
+    data::save_npz(path, arrays);
+    SmallRun same(2);
+    refused(same, "written by a run on 2 ranks");
+}

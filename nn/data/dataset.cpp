@@ -128,6 +128,25 @@ void BatchIterator::start_epoch() {
     position_ = 0;
 }
 
+void BatchIterator::restore(std::vector<std::size_t> order, std::size_t position) {
+    const std::size_t n = data_.size();
+    if (order.size() != n)
+        throw ValueError("BatchIterator::restore: the order has " + std::to_string(order.size()) +
+                         " rows but the dataset has " + std::to_string(n));
+    std::vector<bool> seen(n, false);
+    for (std::size_t row : order) {
+        if (row >= n || seen[row])
+            throw ValueError("BatchIterator::restore: the order is not a permutation of the dataset's rows (row " +
+                             std::to_string(row) + (row >= n ? " out of range)" : " repeated)"));
+        seen[row] = true;
+    }
+    if (position > n)
+        throw ValueError("BatchIterator::restore: position " + std::to_string(position) + " is past the " +
+                         std::to_string(n) + " rows");
+    order_ = std::move(order);
+    position_ = position;
+}
+
 std::size_t BatchIterator::batches_per_epoch() const { return (data_.size() + batch_ - 1) / batch_; }
 
 bool BatchIterator::next(Tensor& features, Index& labels) {

@@ -61,6 +61,15 @@ public:
     bool next(Tensor& features, Index& labels);
     std::size_t batches_per_epoch() const;
 
+    // Where the iterator stands: this epoch's row order and how many of its
+    // rows have been served. A run checkpoint saves both (with the
+    // generator), and restore() continues from them.
+    const std::vector<std::size_t>& order() const { return order_; }
+    std::size_t position() const { return position_; }
+    // ValueError unless `order` is a permutation of the dataset's rows and
+    // position <= its size; nothing changes then.
+    void restore(std::vector<std::size_t> order, std::size_t position);
+
 private:
     void start_epoch();
     const Dataset& data_;

@@ -1,6 +1,6 @@
 #include <tapegrad/nn/data/npz.hpp>
 
-#include <zlib.h>
+#include <zip.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,9 +12,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
+#include <memory>
 #include <set>
+
+// The zip container is libzip's business (central directory, zip64, deflate,
+// CRCs, consistency of local headers); this file keeps the .npy payload
+// (header writer and parser), the checks that bound what a hostile archive
+// can make us allocate, and the file-system side of an atomic save.
 
 namespace tapegrad::data {
 
@@ -24,11 +29,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0x06054b50;
-constexpr std::uint32_t kZip64EndSig = 0x06064b50, kZip64LocatorSig = 0x07064b50;
-constexpr std::uint32_t kMax32 = 0xffffffffu;
-constexpr std::size_t kMaxNpyDims = 64;    // numpy's own limit
+constexpr std::size_t kMaxNpyDims = 64;           // numpy's own limit
 constexpr std::uint64_t kMaxDeflateRatio = 1032;  // deflate cannot expand more
+constexpr std::uint64_t kEmptyZipSize = 22;       // just the end-of-central-directory record
+constexpr std::uint64_t kLocalHeaderSize = 30, kCentralEntrySize = 46;  // without name and extras
+// A fixed timestamp for every member, so saving twice gives identical bytes.
+// Noon on 1980-01-02 UTC: a valid zip (DOS) date in every time zone.
+constexpr time_t kMemberTime = 315662400;
 
 bool host_is_little_endian() {
     const std::uint16_t one = 1;
@@ -64,24 +71,14 @@ bool byte_count(const std::vector<std::size_t>& shape, std::size_t width, std::u
 
 std::uint16_t get16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
 std::uint32_t get32(const unsigned char* p) { return get16(p) | (std::uint32_t{get16(p + 2)} << 16); }
-std::uint64_t get64(const unsigned char* p) { return get32(p) | (std::uint64_t{get32(p + 4)} << 32); }
-void put16(std::vector<unsigned char>& v, std::uint32_t x) {
-    v.push_back(static_cast<unsigned char>(x));
-    v.push_back(static_cast<unsigned char>(x >> 8));
-}
-void put32(std::vector<unsigned char>& v, std::uint32_t x) {
-    put16(v, x & 0xffff);
-    put16(v, x >> 16);
-}
 
-std::uint32_t crc_of(const unsigned char* p, std::size_t n, std::uint32_t crc) {
-    while (n > 0) {  // crc32 takes a 32-bit length
-        const std::size_t step = std::min<std::size_t>(n, 1u << 30);
-        crc = static_cast<std::uint32_t>(crc32(crc, p, static_cast<uInt>(step)));
-        p += step;
-        n -= step;
-    }
-    return crc;
+std::string zip_message(int code, int system_code = 0) {
+    zip_error_t e;
+    zip_error_init_with_code(&e, code);
+    if (system_code) zip_error_set(&e, code, system_code);
+    std::string s = zip_error_strerror(&e);
+    zip_error_fini(&e);
+    return s;
 }
 
 // ---------------------------------------------------------------- writing
@@ -102,13 +99,35 @@ std::string npy_header(const NpyArray& a) {
     return h;
 }
 
-// Owns the temporary file: closes and deletes it unless commit() succeeded.
-struct TempFile {
+// Where libzip writes a new archive: a temporary file beside the target,
+// fsynced and renamed over it on commit, deleted on rollback. libzip's own
+// file source also renames, but does not fsync (a crash soon after the
+// rename could leave an empty file) and offers no way to inject a failure.
+struct TempFileTarget {
     std::string target, path;
     int fd = -1;
     std::uint64_t written = 0;
+    std::string why;  // our reason for a failure, more precise than libzip's
+    zip_error_t error;
 
-    explicit TempFile(const std::string& target_path) : target(target_path) {
+    explicit TempFileTarget(std::string t) : target(std::move(t)) { zip_error_init(&error); }
+    ~TempFileTarget() {
+        discard();
+        zip_error_fini(&error);
+    }
+
+    [[noreturn]] void fail(const std::string& reason) const { throw IoError("save_npz: '" + target + "': " + reason); }
+    zip_int64_t refuse(const std::string& reason, int code, int system_code) {
+        if (why.empty()) why = reason;
+        zip_error_set(&error, code, system_code);
+        return -1;
+    }
+    zip_int64_t refuse_errno(const std::string& what, int code) {
+        const int e = errno;
+        return refuse(what + ": " + std::strerror(e), code, e);
+    }
+
+    zip_int64_t create() {
         static std::atomic<unsigned> counter{0};
         const fs::path t(target);
         const fs::path dir = t.has_parent_path() ? t.parent_path() : fs::path(".");
@@ -118,44 +137,43 @@ struct TempFile {
                            std::to_string(counter++) + "." + std::to_string(tick % 1000000)))
                        .string();
             // O_EXCL: never clobber another writer's file; 0666 lets umask decide.
-            fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+            fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
             if (fd < 0 && errno != EEXIST) break;
         }
-        if (fd < 0) fail("cannot create a temporary file in the same folder: " + std::string(std::strerror(errno)));
-    }
-    ~TempFile() {
-        if (fd >= 0) ::close(fd);
-        if (!path.empty()) ::unlink(path.c_str());
+        if (fd < 0) {
+            path.clear();
+            return refuse_errno("cannot create a temporary file in the same folder", ZIP_ER_TMPOPEN);
+        }
+        return 0;
     }
 
-    [[noreturn]] void fail(const std::string& why) const { throw IoError("save_npz: '" + target + "': " + why); }
-
-    void write(const void* data, std::size_t n) {
+    zip_int64_t write(const void* data, std::uint64_t n) {
         const auto* p = static_cast<const unsigned char*>(data);
+        const std::uint64_t asked = n;
         if (written + n > detail::npz_fail_after_bytes) {
-            const std::size_t allowed = static_cast<std::size_t>(detail::npz_fail_after_bytes - written);
-            if (allowed > 0 && ::write(fd, p, allowed) < 0) fail("write failed: " + std::string(std::strerror(errno)));
-            fail("injected failure after " + std::to_string(detail::npz_fail_after_bytes) + " bytes");
+            n = detail::npz_fail_after_bytes - written;  // write what is allowed, then fail
+            why = "injected failure after " + std::to_string(detail::npz_fail_after_bytes) + " bytes";
         }
         while (n > 0) {
-            const ssize_t r = ::write(fd, p, std::min<std::size_t>(n, std::size_t{1} << 30));
+            const ssize_t r = ::write(fd, p, std::min<std::uint64_t>(n, std::uint64_t{1} << 30));
             if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) fail("write failed: " + std::string(std::strerror(errno)));
+            if (r <= 0) return refuse_errno("write failed", ZIP_ER_WRITE);
             p += r;
-            n -= static_cast<std::size_t>(r);
+            n -= static_cast<std::uint64_t>(r);
             written += static_cast<std::uint64_t>(r);
         }
+        if (!why.empty()) return refuse(why, ZIP_ER_WRITE, EIO);
+        return static_cast<zip_int64_t>(asked);
     }
-    void write(const std::vector<unsigned char>& v) { write(v.data(), v.size()); }
 
     // Make the data durable, then atomically replace the target.
-    void commit() {
-        if (::fsync(fd) != 0) fail("fsync failed: " + std::string(std::strerror(errno)));
+    zip_int64_t commit() {
+        if (::fsync(fd) != 0) return refuse_errno("fsync failed", ZIP_ER_WRITE);
         const int rc = ::close(fd);
         fd = -1;
-        if (rc != 0) fail("close failed: " + std::string(std::strerror(errno)));
+        if (rc != 0) return refuse_errno("close failed", ZIP_ER_CLOSE);
         if (std::rename(path.c_str(), target.c_str()) != 0)
-            fail("cannot rename the temporary file over it: " + std::string(std::strerror(errno)));
+            return refuse_errno("cannot rename the temporary file over it", ZIP_ER_RENAME);
         path.clear();
         // Persist the rename itself; failure here loses nothing already written.
         const fs::path t(target);
@@ -164,63 +182,84 @@ struct TempFile {
             ::fsync(dfd);
             ::close(dfd);
         }
+        return 0;
+    }
+
+    void discard() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        if (!path.empty()) ::unlink(path.c_str());
+        path.clear();
     }
 };
+
+// libzip's interface to TempFileTarget: a write-only source. There is no
+// archive to read (a new one replaces the target), so stat says "no file".
+zip_int64_t temp_file_source(void* state, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    auto& f = *static_cast<TempFileTarget*>(state);
+    switch (cmd) {
+        case ZIP_SOURCE_SUPPORTS: return ZIP_SOURCE_SUPPORTS_WRITABLE;
+        case ZIP_SOURCE_STAT: zip_error_set(&f.error, ZIP_ER_READ, ENOENT); return -1;
+        case ZIP_SOURCE_BEGIN_WRITE: return f.create();
+        case ZIP_SOURCE_WRITE: return f.write(data, len);
+        case ZIP_SOURCE_SEEK_WRITE: {
+            const auto* a = ZIP_SOURCE_GET_ARGS(zip_source_args_seek_t, data, len, &f.error);
+            if (!a) return -1;
+            if (::lseek(f.fd, a->offset, a->whence) < 0) return f.refuse_errno("seek failed", ZIP_ER_SEEK);
+            return 0;
+        }
+        case ZIP_SOURCE_TELL_WRITE: {
+            const off_t at = ::lseek(f.fd, 0, SEEK_CUR);
+            return at < 0 ? f.refuse_errno("tell failed", ZIP_ER_TELL) : at;
+        }
+        case ZIP_SOURCE_COMMIT_WRITE: return f.commit();
+        case ZIP_SOURCE_ROLLBACK_WRITE: f.discard(); return 0;
+        case ZIP_SOURCE_ERROR: return zip_error_to_data(&f.error, data, len);
+        case ZIP_SOURCE_FREE: return 0;  // f belongs to save_npz
+        default: zip_error_set(&f.error, ZIP_ER_OPNOTSUPP, 0); return -1;
+    }
+}
+
+struct ArchiveCloser {
+    void operator()(zip_t* za) const { zip_discard(za); }
+};
+using Archive = std::unique_ptr<zip_t, ArchiveCloser>;
 
 // ---------------------------------------------------------------- reading
 
 struct Loader {
     std::string path;
-    std::ifstream in;
-    std::uint64_t file_size = 0;
-
     [[noreturn]] void fail(const std::string& why) const { throw IoError("load_npz: '" + path + "': " + why); }
     [[noreturn]] void fail(const std::string& member, const std::string& why) const {
         fail("member '" + member + "': " + why);
     }
-
-    // Read n bytes at offset; anything past the end of the file is truncation.
-    std::vector<unsigned char> read_at(std::uint64_t offset, std::uint64_t n, const std::string& what) {
-        if (offset > file_size || n > file_size - offset)
-            fail(what + " lies beyond the end of the file (truncated or corrupt archive)");
-        std::vector<unsigned char> buf(static_cast<std::size_t>(n));
-        if (n == 0) return buf;
-        in.clear();
-        in.seekg(static_cast<std::streamoff>(offset));
-        in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(n));
-        if (!in || static_cast<std::uint64_t>(in.gcount()) != n) fail("read error while reading " + what);
-        return buf;
-    }
 };
 
-struct Entry {
-    std::string name;
-    std::uint16_t flags = 0, method = 0;
-    std::uint32_t crc = 0;
-    std::uint64_t csize = 0, usize = 0, offset = 0;
-    std::uint64_t data_start = 0;  // from the local header
-};
-
-// Replace 0xffffffff fields by their zip64 extra-field values, in the order
-// the spec lists them. Returns false if the extra field is missing or short.
-bool apply_zip64(const unsigned char* extra, std::size_t len, std::vector<std::uint64_t*> fields) {
-    std::vector<std::uint64_t*> wanted;
-    for (auto* f : fields)
-        if (*f == kMax32) wanted.push_back(f);
-    if (wanted.empty()) return true;
-    for (std::size_t pos = 0; pos + 4 <= len;) {
-        const std::uint16_t id = get16(extra + pos), size = get16(extra + pos + 2);
-        if (pos + 4 + size > len) return false;
-        if (id == 0x0001) {
-            if (size < 8 * wanted.size()) return false;
-            for (std::size_t i = 0; i < wanted.size(); ++i) *wanted[i] = get64(extra + pos + 4 + 8 * i);
-            return true;
-        }
-        pos += 4 + size;
+// libzip's error, in words that say what is wrong with the file.
+std::string open_reason(int code) {
+    switch (code) {
+        case ZIP_ER_NOZIP:
+            return "not a zip archive, or truncated (no end-of-central-directory record that describes a valid "
+                   "central directory)";
+        case ZIP_ER_INCONS:
+            return "inconsistent archive (a local header disagrees with the central directory, or a member runs "
+                   "past it): truncated or corrupt";
+        case ZIP_ER_MULTIDISK: return "multi-disk zip archives are not supported (or corrupt entry counts)";
+        case ZIP_ER_EXISTS: return "duplicate member (two entries of the same name)";
+        default: return "cannot open as a zip archive: " + zip_message(code, code == ZIP_ER_OPEN ? errno : 0);
     }
-    return false;
 }
 
+std::string read_reason(const zip_stat_t& st, zip_error_t* e) {
+    char buf[80];
+    switch (zip_error_code_zip(e)) {
+        case ZIP_ER_CRC: std::snprintf(buf, sizeof buf, "CRC mismatch (stored %08x)", st.crc); return buf;
+        case ZIP_ER_COMPRESSED_DATA:
+        case ZIP_ER_ZLIB: return std::string("corrupt or truncated deflate data: ") + zip_error_strerror(e);
+        case ZIP_ER_EOF: return "data ends early (truncated or corrupt)";
+        default: return std::string("cannot read: ") + zip_error_strerror(e);
+    }
+}
 // A parser for the tiny Python-literal dict in a .npy header.
 struct HeaderParser {
     const std::string& s;
@@ -350,38 +389,6 @@ NpyArray parse_npy(const Loader& L, const std::string& member, std::vector<unsig
     return a;
 }
 
-std::vector<unsigned char> inflate_member(const Loader& L, const Entry& e, const std::vector<unsigned char>& in) {
-    std::vector<unsigned char> out(static_cast<std::size_t>(e.usize));
-    z_stream z{};
-    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) L.fail(e.name, "cannot initialise zlib");
-    z.next_in = const_cast<unsigned char*>(in.data());
-    z.next_out = out.data();
-    std::size_t in_left = in.size(), out_left = out.size();
-    int rc = Z_OK;
-    do {  // zlib counts in 32 bits: refill at most 1 GiB at a time
-        if (z.avail_in == 0 && in_left > 0) {
-            z.avail_in = static_cast<uInt>(std::min<std::size_t>(in_left, 1u << 30));
-            in_left -= z.avail_in;
-        }
-        if (z.avail_out == 0 && out_left > 0) {
-            z.avail_out = static_cast<uInt>(std::min<std::size_t>(out_left, 1u << 30));
-            out_left -= z.avail_out;
-        }
-        rc = inflate(&z, Z_NO_FLUSH);  // Z_BUF_ERROR: input exhausted or output full
-    } while (rc == Z_OK);
-    const std::string msg = z.msg ? z.msg : "";
-    const std::size_t room = out_left + z.avail_out;
-    inflateEnd(&z);
-    if (rc == Z_BUF_ERROR && room == 0)
-        L.fail(e.name, "deflate data decompresses to more than the declared " + std::to_string(e.usize) + " bytes");
-    if (rc != Z_STREAM_END)
-        L.fail(e.name, "corrupt or truncated deflate data" + (msg.empty() ? std::string() : ": " + msg));
-    if (room != 0)
-        L.fail(e.name, "deflate data decompresses to " + std::to_string(e.usize - room) + " bytes, declared " +
-                           std::to_string(e.usize));
-    return out;
-}
-
 }  // namespace
 
 void detail::copy_le(void* dst, const void* src, std::size_t count, std::size_t width) {
@@ -419,7 +426,6 @@ void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
     // Validate everything before touching the disk.
     std::set<std::string> names;
     std::vector<std::string> headers;
-    std::uint64_t total = 22;
     for (const NpyArray& a : arrays) {
         const std::string where = "save_npz: '" + path + "': array '" + a.name + "': ";
         if (a.name.empty() || a.name.size() > 60000 || a.name.find('\0') != std::string::npos)
@@ -433,195 +439,110 @@ void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
             throw ValueError(where + "shape " + shape_str(a.shape) + " of " + a.descr + " does not match its " +
                              std::to_string(a.bytes.size()) + " data bytes");
         headers.push_back(npy_header(a));
-        total += 30 + 46 + 2 * (a.name.size() + 4) + headers.back().size() + a.bytes.size();
     }
-    if (total >= kMax32 || arrays.size() >= 0xffff)
-        throw IoError("save_npz: '" + path + "': archive would exceed 4 GiB or 65535 arrays; zip64 output is not supported");
 
-    TempFile out(path);
-    std::vector<unsigned char> central;
+    TempFileTarget out(path);
+    if (arrays.empty()) {
+        // libzip deletes an archive left without members instead of writing
+        // it; numpy.savez of nothing writes the bare end record, as we do.
+        static const unsigned char empty[kEmptyZipSize] = {'P', 'K', 5, 6};
+        if (out.create() < 0 || out.write(empty, sizeof empty) < 0 || out.commit() < 0) out.fail(out.why);
+        return;
+    }
+    zip_error_t error;
+    zip_error_init(&error);
+    zip_source_t* target = zip_source_function_create(temp_file_source, &out, &error);
+    Archive za(target ? zip_open_from_source(target, ZIP_CREATE | ZIP_TRUNCATE, &error) : nullptr);
+    if (!za) {
+        if (target) zip_source_free(target);
+        const std::string why = zip_error_strerror(&error);
+        zip_error_fini(&error);
+        out.fail("cannot start a zip archive: " + why);
+    }
+    zip_error_fini(&error);
     for (std::size_t i = 0; i < arrays.size(); ++i) {
-        const NpyArray& a = arrays[i];
-        const std::string member = a.name + ".npy";
-        const auto* h = reinterpret_cast<const unsigned char*>(headers[i].data());
-        const std::uint32_t crc = crc_of(a.bytes.data(), a.bytes.size(), crc_of(h, headers[i].size(), 0));
-        const auto size = static_cast<std::uint32_t>(headers[i].size() + a.bytes.size());
-        const auto offset = static_cast<std::uint32_t>(out.written);
-        const bool utf8 = std::any_of(member.begin(), member.end(), [](char c) { return c & 0x80; });
-        // Fields shared by the local header and the central directory entry:
-        // version needed, flags, method (stored), fixed 1980-01-01 timestamp
-        // (reproducible files), CRC, sizes, name length, extra length.
-        std::vector<unsigned char> common;
-        put16(common, 20);
-        put16(common, utf8 ? 0x0800 : 0);
-        put16(common, 0);
-        put16(common, 0);
-        put16(common, 0x21);
-        put32(common, crc);
-        put32(common, size);
-        put32(common, size);
-        put16(common, static_cast<std::uint32_t>(member.size()));
-        put16(common, 0);
-
-        std::vector<unsigned char> local;
-        put32(local, kLocalSig);
-        local.insert(local.end(), common.begin(), common.end());
-        local.insert(local.end(), member.begin(), member.end());
-        out.write(local);
-        out.write(h, headers[i].size());
-        out.write(a.bytes.data(), a.bytes.size());
-
-        put32(central, kCentralSig);
-        put16(central, 20);  // version made by
-        central.insert(central.end(), common.begin(), common.end());
-        put16(central, 0);   // comment length
-        put16(central, 0);   // disk number
-        put16(central, 0);   // internal attributes
-        put32(central, 0);   // external attributes
-        put32(central, offset);
-        central.insert(central.end(), member.begin(), member.end());
+        // Header and data as two fragments of one member: no copy of the data.
+        const zip_buffer_fragment_t parts[2] = {
+            {reinterpret_cast<zip_uint8_t*>(headers[i].data()), headers[i].size()},
+            {const_cast<zip_uint8_t*>(arrays[i].bytes.data()), arrays[i].bytes.size()}};
+        zip_source_t* member = zip_source_buffer_fragment(za.get(), parts, 2, 0);
+        const zip_int64_t index =
+            member ? zip_file_add(za.get(), (arrays[i].name + ".npy").c_str(), member, ZIP_FL_ENC_UTF_8) : -1;
+        if (index < 0) {
+            if (member) zip_source_free(member);
+            out.fail("cannot add array '" + arrays[i].name + "': " + zip_strerror(za.get()));
+        }
+        // Stored, as numpy.savez writes them.
+        if (zip_set_file_compression(za.get(), index, ZIP_CM_STORE, 0) < 0 ||
+            zip_file_set_mtime(za.get(), index, kMemberTime, 0) < 0)
+            out.fail("cannot set up array '" + arrays[i].name + "': " + zip_strerror(za.get()));
     }
-    const auto cd_offset = static_cast<std::uint32_t>(out.written);
-    std::vector<unsigned char> end;
-    put32(end, kEndSig);
-    put16(end, 0);
-    put16(end, 0);
-    put16(end, static_cast<std::uint32_t>(arrays.size()));
-    put16(end, static_cast<std::uint32_t>(arrays.size()));
-    put32(end, static_cast<std::uint32_t>(central.size()));
-    put32(end, cd_offset);
-    put16(end, 0);
-    out.write(central);
-    out.write(end);
-    out.commit();
+    if (zip_close(za.get()) < 0) out.fail(out.why.empty() ? std::string(zip_strerror(za.get())) : out.why);
+    za.release();  // zip_close freed it
 }
 
 std::vector<NpyArray> load_npz(const std::string& path) {
-    Loader L;
-    L.path = path;
+    Loader L{path};
     std::error_code ec;
     const fs::file_status st = fs::status(path, ec);
     if (!fs::exists(st)) L.fail("no such file");
     if (!fs::is_regular_file(st)) L.fail("not a regular file");
-    L.file_size = fs::file_size(path, ec);
+    const std::uint64_t file_size = fs::file_size(path, ec);
     if (ec) L.fail("cannot stat: " + ec.message());
-    L.in.open(path, std::ios::binary);
-    if (!L.in) L.fail(std::string("cannot open: ") + std::strerror(errno));
-    if (L.file_size < 22) L.fail("too small to be a zip archive (" + std::to_string(L.file_size) + " bytes)");
+    // libzip takes an empty file for an empty archive; numpy does not.
+    if (file_size < kEmptyZipSize)
+        L.fail("too small to be a zip archive (" + std::to_string(file_size) + " bytes)");
 
-    // The end-of-central-directory record sits at the end, before a comment
-    // of up to 65535 bytes: search backwards for its signature.
-    const std::uint64_t tail_len = std::min<std::uint64_t>(L.file_size, 22 + 0xffff);
-    const std::uint64_t tail_off = L.file_size - tail_len;
-    const std::vector<unsigned char> tail = L.read_at(tail_off, tail_len, "end of central directory");
-    std::size_t eocd = std::string::npos;
-    for (std::size_t i = tail.size() - 22 + 1; i-- > 0;) {
-        if (get32(&tail[i]) == kEndSig && i + 22 + get16(&tail[i + 20]) == tail.size()) {
-            eocd = i;
-            break;
-        }
-    }
-    if (eocd == std::string::npos)
-        L.fail("not a zip archive, or truncated (no end-of-central-directory record found)");
-    const unsigned char* e = &tail[eocd];
-    if (get16(e + 4) != 0 || get16(e + 6) != 0 || get16(e + 8) != get16(e + 10))
-        L.fail("multi-disk zip archives are not supported");
-    std::uint64_t count = get16(e + 10), cd_size = get32(e + 12), cd_offset = get32(e + 16);
-    std::uint64_t cd_limit = tail_off + eocd;  // the central directory must end before this
+    int code = 0;
+    Archive za(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
+    if (!za) L.fail(open_reason(code));
+    const zip_int64_t count = zip_get_num_entries(za.get(), 0);
 
-    // Zip64: the real values are in a zip64 end record, found via a locator
-    // just before the classic record.
-    if ((count == 0xffff || cd_size == kMax32 || cd_offset == kMax32) && tail_off + eocd >= 20) {
-        const auto loc = L.read_at(tail_off + eocd - 20, 20, "zip64 end locator");
-        if (get32(loc.data()) == kZip64LocatorSig) {
-            const std::uint64_t z64 = get64(loc.data() + 8);
-            const auto rec = L.read_at(z64, 56, "zip64 end record");
-            if (get32(rec.data()) != kZip64EndSig) L.fail("corrupt zip64 end record");
-            count = get64(rec.data() + 32);
-            cd_size = get64(rec.data() + 40);
-            cd_offset = get64(rec.data() + 48);
-            cd_limit = z64;
-        }
-    }
-    if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset)
-        L.fail("central directory (offset " + std::to_string(cd_offset) + ", " + std::to_string(cd_size) +
-               " bytes) does not fit in the file (truncated or corrupt archive)");
-    if (count > cd_size / 46) L.fail("central directory claims " + std::to_string(count) + " entries in " +
-                                     std::to_string(cd_size) + " bytes (corrupt)");
-    const std::vector<unsigned char> cd = L.read_at(cd_offset, cd_size, "central directory");
-
-    std::vector<Entry> entries;
+    // Check every member before reading any: a small hostile file must not
+    // make us allocate many times its size.
+    std::vector<zip_stat_t> members;
     std::set<std::string> seen;
-    std::size_t pos = 0;
-    for (std::uint64_t i = 0; i < count; ++i) {
-        if (pos + 46 > cd.size() || get32(&cd[pos]) != kCentralSig)
-            L.fail("corrupt central directory at entry " + std::to_string(i));
-        const unsigned char* c = &cd[pos];
-        Entry en;
-        en.flags = get16(c + 8);
-        en.method = get16(c + 10);
-        en.crc = get32(c + 16);
-        en.csize = get32(c + 20);
-        en.usize = get32(c + 24);
-        const std::size_t nlen = get16(c + 28), xlen = get16(c + 30), clen = get16(c + 32);
-        en.offset = get32(c + 42);
-        if (pos + 46 + nlen + xlen + clen > cd.size()) L.fail("corrupt central directory at entry " + std::to_string(i));
-        en.name.assign(reinterpret_cast<const char*>(c + 46), nlen);
-        if (!apply_zip64(c + 46 + nlen, xlen, {&en.usize, &en.csize, &en.offset}))
-            L.fail(en.name, "missing or short zip64 extra field");
-        pos += 46 + nlen + xlen + clen;
-
-        if (en.flags & 0x1) L.fail(en.name, "encrypted members are not supported");
-        if (en.method != 0 && en.method != 8)
-            L.fail(en.name, "unsupported compression method " + std::to_string(en.method) + " (only stored and deflate)");
-        if (en.name.size() < 5 || en.name.compare(en.name.size() - 4, 4, ".npy") != 0)
-            L.fail(en.name, "not a .npy member");
-        if (!seen.insert(en.name).second) L.fail(en.name, "duplicate member");
-
-        // The local header must agree with the central directory.
-        const auto lh = L.read_at(en.offset, 30, "local header of member '" + en.name + "'");
-        if (get32(lh.data()) != kLocalSig) L.fail(en.name, "bad local header signature");
-        const std::size_t lnlen = get16(lh.data() + 26), lxlen = get16(lh.data() + 28);
-        const auto lvar = L.read_at(en.offset + 30, lnlen + lxlen, "local header of member '" + en.name + "'");
-        if (std::string(lvar.begin(), lvar.begin() + static_cast<std::ptrdiff_t>(lnlen)) != en.name)
-            L.fail(en.name, "local header names a different member");
-        if (get16(lh.data() + 8) != en.method) L.fail(en.name, "local header disagrees on the compression method");
-        if (!(get16(lh.data() + 6) & 0x8)) {  // else sizes follow the data; trust the central directory
-            std::uint64_t lcsize = get32(lh.data() + 18), lusize = get32(lh.data() + 22);
-            if (!apply_zip64(lvar.data() + lnlen, lxlen, {&lusize, &lcsize}))
-                L.fail(en.name, "missing or short zip64 extra field in the local header");
-            if (get32(lh.data() + 14) != en.crc || lcsize != en.csize || lusize != en.usize)
-                L.fail(en.name, "local header disagrees with the central directory on CRC or sizes");
-        }
-        en.data_start = en.offset + 30 + lnlen + lxlen;
-        if (en.data_start > cd_offset || en.csize > cd_offset - en.data_start)
-            L.fail(en.name, "data (" + std::to_string(en.csize) + " bytes) runs past the central directory (truncated or corrupt)");
-        if (en.method == 0 && en.csize != en.usize) L.fail(en.name, "stored member with differing sizes");
-        if (en.method == 8 && en.usize > en.csize * kMaxDeflateRatio + 1024)
-            L.fail(en.name, "implausible decompressed size " + std::to_string(en.usize));
-        entries.push_back(std::move(en));
+    std::uint64_t needed = kEmptyZipSize;
+    for (zip_int64_t i = 0; i < count; ++i) {
+        zip_stat_t s;
+        if (zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW, &s) < 0)
+            L.fail("corrupt central directory at entry " + std::to_string(i) + ": " + zip_strerror(za.get()));
+        const std::string name = s.name;
+        if (s.encryption_method != ZIP_EM_NONE) L.fail(name, "encrypted members are not supported");
+        if (s.comp_method != ZIP_CM_STORE && s.comp_method != ZIP_CM_DEFLATE)
+            L.fail(name, "unsupported compression method " + std::to_string(s.comp_method) +
+                             " (only stored and deflate)");
+        if (name.size() < 5 || name.compare(name.size() - 4, 4, ".npy") != 0) L.fail(name, "not a .npy member");
+        if (!seen.insert(name).second) L.fail(name, "duplicate member");
+        if (s.comp_method == ZIP_CM_STORE && s.comp_size != s.size)
+            L.fail(name, "stored member with differing sizes");
+        if (s.comp_method == ZIP_CM_DEFLATE && s.size > s.comp_size * kMaxDeflateRatio + 1024)
+            L.fail(name, "implausible decompressed size " + std::to_string(s.size));
+        // Every member needs its local header, data and central entry, all
+        // disjoint: overlapping members (a zip bomb's trick) need more bytes
+        // than the file has. libzip does not check this.
+        if (s.comp_size > file_size) L.fail(name, "compressed size " + std::to_string(s.comp_size) + " exceeds the file");
+        needed += kLocalHeaderSize + kCentralEntrySize + 2 * name.size() + s.comp_size;
+        if (needed > file_size)
+            L.fail(name, "the members need at least " + std::to_string(needed) + " bytes but the file has " +
+                             std::to_string(file_size) + ": overlapping members, or corrupt sizes");
+        members.push_back(s);
     }
-
-    // Overlapping members would let a small file make us allocate many times
-    // its size; a valid archive never has them.
-    std::vector<const Entry*> by_offset;
-    for (const Entry& en : entries) by_offset.push_back(&en);
-    std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
-    for (std::size_t i = 1; i < by_offset.size(); ++i)
-        if (by_offset[i - 1]->data_start + by_offset[i - 1]->csize > by_offset[i]->offset)
-            L.fail(by_offset[i]->name, "overlaps member '" + by_offset[i - 1]->name + "'");
 
     std::vector<NpyArray> out;
-    for (const Entry& en : entries) {
-        std::vector<unsigned char> raw = L.read_at(en.data_start, en.csize, "data of member '" + en.name + "'");
-        if (en.method == 8) raw = inflate_member(L, en, raw);
-        const std::uint32_t crc = crc_of(raw.data(), raw.size(), 0);
-        if (crc != en.crc) {
-            char buf[80];
-            std::snprintf(buf, sizeof buf, "CRC mismatch (stored %08x, computed %08x)", en.crc, crc);
-            L.fail(en.name, buf);
-        }
-        out.push_back(parse_npy(L, en.name, std::move(raw)));
+    for (const zip_stat_t& s : members) {
+        std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> f(zip_fopen_index(za.get(), s.index, 0), zip_fclose);
+        if (!f) L.fail(s.name, read_reason(s, zip_get_error(za.get())));
+        std::vector<unsigned char> raw(static_cast<std::size_t>(s.size));
+        unsigned char probe;
+        // The read past the declared size reaches the end, where libzip checks the CRC.
+        const zip_int64_t got = zip_fread(f.get(), raw.data(), raw.size());
+        const zip_int64_t more = got == static_cast<zip_int64_t>(raw.size()) ? zip_fread(f.get(), &probe, 1) : 0;
+        if (got < 0 || more < 0) L.fail(s.name, read_reason(s, zip_file_get_error(f.get())));
+        if (static_cast<std::uint64_t>(got) != s.size || more != 0)
+            L.fail(s.name, "data " + std::string(more ? "longer" : "shorter") + " than the declared " +
+                               std::to_string(s.size) + " bytes");
+        out.push_back(parse_npy(L, s.name, std::move(raw)));
     }
     return out;
 }

@@ -1,8 +1,10 @@
 // Read and write numpy .npz archives: a zip of .npy members, one per array.
 //
-// Saved archives use ZIP_STORED (no compression) and .npy format 1.0, which
-// numpy.load reads. The loader also accepts numpy.savez_compressed output
-// (deflate) and the zip64 extra fields numpy always writes.
+// The zip container is handled by libzip. Saved archives use ZIP_STORED (no
+// compression), fixed member timestamps (saving twice gives the same bytes),
+// zip64 only where sizes need it, and .npy format 1.0, which numpy.load
+// reads. The loader also accepts numpy.savez_compressed output (deflate) and
+// the zip64 extra fields numpy always writes.
 #pragma once
 
 #include <tapegrad/core/error.hpp>
@@ -34,8 +36,8 @@ constexpr const char* npy_descr() {
 // little-endian order of .npy data (a plain memcpy on little-endian hosts).
 void copy_le(void* dst, const void* src, std::size_t count, std::size_t width);
 
-// Test-only fault injection: save_npz throws IoError once it has written
-// this many bytes to its temporary file. Default: never.
+// Test-only fault injection: save_npz throws IoError once libzip has written
+// this many bytes to the temporary file. Default: never.
 extern std::size_t npz_fail_after_bytes;
 }  // namespace detail
 

@@ -16,6 +16,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xsort.hpp>
 
+#include <tapegrad/core/op.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -80,6 +81,18 @@ const OpInfo kOps[] = {
     {Op::transpose, "transpose", true, false},
     {Op::transpose_axes, "transpose_axes", true, false},
     {Op::permute, "permute", true, false},
+    // Linear algebra: structured matrices, then LAPACK ops on well-conditioned
+    // matrices made from the drawn value (general() and positive_definite()).
+    {Op::tril, "tril", true, false},
+    {Op::triu, "triu", true, false},
+    {Op::diagonal, "diagonal", true, false},
+    {Op::diag_embed, "diag_embed", true, false},
+    {Op::solve, "solve", true, false},
+    {Op::inv, "inv", true, false},
+    {Op::det, "det", true, false},
+    {Op::slogdet, "slogdet", true, false},
+    {Op::cholesky, "cholesky", true, false},
+    {Op::triangular_solve, "triangular_solve", true, false},
     {Op::reshape, "reshape", true, false},
     {Op::broadcast_to, "broadcast_to", true, false},
     {Op::clone, "clone", true, false},
@@ -109,6 +122,8 @@ const OpInfo kOps[] = {
     {Op::nll_loss, "nn::nll_loss", true, false},
     {Op::linear, "nn::Linear", true, false},
     {Op::layer_norm, "nn::LayerNorm", true, false},
+    {Op::user_tensor, "fuzz::user_mul_tanh", true, false},
+    {Op::user_raw, "fuzz::user_raw_mul_sin", false, false},  // first order only (raw backward)
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == kNumOps, "kOps lists every op");
 
@@ -128,6 +143,21 @@ const char* reduction_name(int r) {
 }
 
 // ------------------------------------------------------------ execution
+
+// Square matrices x (..., n, n) made safe for the decompositions, smoothly:
+// I + tanh(x)/(2n) is strictly diagonally dominant (each row's off-diagonal
+// sum < 1/2 < its diagonal), so far from singular with a determinant in
+// (0.5^n, 1.5^n); I + tanh(x)·tanh(x)ᵀ/n is positive definite with
+// eigenvalues in [1, 2]. The reproducer prints the same expressions.
+Tensor64 general(const Tensor64& x) {
+    const std::size_t n = x.shape().back();
+    return eye<double>(n) + tanh(x) * (0.5 / double(n));
+}
+Tensor64 positive_definite(const Tensor64& x) {
+    const std::size_t n = x.shape().back();
+    auto t = tanh(x);
+    return eye<double>(n) + matmul(t, t, false, true) * (1.0 / double(n));
+}
 
 Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector<Tensor64>& inputs) {
     auto a = [&](std::size_t i) -> const Tensor64& { return v[static_cast<std::size_t>(in.args[i])]; };
@@ -184,6 +214,16 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
         case Op::transpose: return transpose(a(0));
         case Op::transpose_axes: return transpose(a(0), in.ints[0], in.ints[1]);
         case Op::permute: return permute(a(0), std::vector<std::size_t>(in.ints.begin(), in.ints.end()));
+        case Op::tril: return tril(a(0), in.ints[0]);
+        case Op::triu: return triu(a(0), in.ints[0]);
+        case Op::diagonal: return diagonal(a(0));
+        case Op::diag_embed: return diag_embed(a(0));
+        case Op::solve: return solve(general(a(0)), a(1));
+        case Op::inv: return inv(general(a(0)));
+        case Op::det: return det(general(a(0)));
+        case Op::slogdet: return slogdet(general(a(0))).logabsdet;
+        case Op::cholesky: return cholesky(positive_definite(a(0)));
+        case Op::triangular_solve: return triangular_solve(general(a(0)), a(1), in.f0, in.f1, in.ints[0] != 0);
         case Op::reshape: return reshape(a(0), in.ints);
         case Op::broadcast_to: return broadcast_to(a(0), in.shape2);
         case Op::clone: return clone(a(0));
@@ -227,6 +267,8 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
             }
             return m(a(0));
         }
+        case Op::user_tensor: return user_mul_tanh(a(0), a(1));
+        case Op::user_raw: return user_raw_mul_sin(a(0), a(1));
         case Op::count_: break;
     }
     throw std::logic_error("graph_fuzz: unknown op");
@@ -710,6 +752,9 @@ private:
             Op::sigmoid, Op::relu, Op::leaky_relu, Op::prelu, Op::elu, Op::softplus, Op::gelu, Op::gelu_tanh,
             Op::silu, Op::softmax, Op::log_softmax, Op::mse_loss, Op::bce, Op::bce_with_logits, Op::cross_entropy,
             Op::nll_loss, Op::linear, Op::layer_norm,
+            Op::tril, Op::triu, Op::diagonal, Op::diag_embed, Op::solve, Op::inv, Op::det, Op::slogdet,
+            Op::cholesky, Op::triangular_solve,
+            Op::user_tensor, Op::user_raw,
             // matmul and broadcasting binaries twice as often
             Op::matmul, Op::add, Op::mul, Op::sub};
         const Op op = candidates[rng_.uniform(0, static_cast<int>(sizeof(candidates) / sizeof(candidates[0])) - 1)];
@@ -733,6 +778,8 @@ private:
             case Op::add:
             case Op::sub:
             case Op::mul:
+            case Op::user_tensor:
+            case Op::user_raw:
             case Op::maximum:
             case Op::minimum: {
                 int a = operand(nullptr, [&] { return random_shape(); }, 0.85);
@@ -890,6 +937,43 @@ private:
                 return emit(in);
             }
             case Op::matmul: return matmul();
+            case Op::tril:
+            case Op::triu:
+            case Op::diagonal: {
+                int x = operand([](const Shape& s) { return s.size() >= 2; }, [&] { return random_shape(2); }, 0.9);
+                if (x < 0) return -1;
+                in.args = {x};
+                if (op != Op::diagonal) in.ints = {rng_.uniform(-1, 1)};
+                return emit(in);
+            }
+            case Op::diag_embed: {
+                int x = operand([](const Shape& s) { return s.size() == 1 || s.size() == 2; },
+                                [&] { return random_shape(1, 2); }, 0.9);
+                return x < 0 ? -1 : unary(op, x);
+            }
+            case Op::inv:
+            case Op::det:
+            case Op::slogdet:
+            case Op::cholesky: {
+                int x = square_operand();
+                return x < 0 ? -1 : unary(op, x);
+            }
+            case Op::solve:
+            case Op::triangular_solve: {
+                int a = square_operand();
+                if (a < 0) return -1;
+                Shape sb = shape(a);
+                sb.back() = static_cast<std::size_t>(rng_.uniform(1, 3));  // right-hand sides
+                int b = operand([&](const Shape& s) { return s == sb; }, [&] { return sb; }, 0.4);
+                if (b < 0) return -1;
+                in.args = {a, b};
+                if (op == Op::triangular_solve) {
+                    in.f0 = rng_.coin();  // upper
+                    in.f1 = rng_.coin();  // transpose
+                    in.ints = {rng_.coin(0.3) ? 1 : 0};  // unit diagonal
+                }
+                return emit(in);
+            }
             case Op::transpose: {
                 int x = operand(nullptr, [&] { return random_shape(); }, 0.9);
                 return x < 0 ? -1 : unary(op, x);
@@ -1110,6 +1194,17 @@ private:
         return emit(mul);
     }
 
+    // A matrix or a batch of matrices, square (made well conditioned by the op).
+    int square_operand() {
+        return operand(
+            [](const Shape& s) { return (s.size() == 2 || s.size() == 3) && s[s.size() - 1] == s[s.size() - 2]; },
+            [&] {
+                const auto n = static_cast<std::size_t>(rng_.uniform(1, 3));
+                return rng_.coin() ? Shape{n, n} : Shape{static_cast<std::size_t>(rng_.uniform(1, 3)), n, n};
+            },
+            0.6);
+    }
+
     int matmul() {
         // Variants: 2-D x 2-D, 3-D x 3-D, 3-D x 2-D, 2-D x 3-D, and a batch
         // of 1 broadcast against a batch; each operand possibly transposed.
@@ -1257,10 +1352,26 @@ std::string tensor_literal(const Array<double>& x) {
     if (x.dimension() == 0) return "Tensor64::scalar(" + num(x()) + ")";
     std::ostringstream os;
     std::size_t flat = 0;
+    if (x.dimension() >= 2 && x.shape().back() == 1) {
+        // Nested lists with one-element rows, {{1.5}} or {{1}, {2}}, are
+        // ambiguous to the compiler: spell out the elements and the shape.
+        Shape shape(x.shape().begin(), x.shape().end());
+        os << "Tensor64::from_data(std::vector<double>";
+        Array<double> flat_x = x;
+        flat_x.reshape({x.size()});
+        nested(os, flat_x, 0, flat);
+        os << ".data(), Shape" << list(shape) << ")";
+        return os.str();
+    }
     os << "Tensor64(xt::xarray<double>";
     nested(os, x, 0, flat);
     os << ")";
     return os.str();
+}
+
+// general(x) as C++ source.
+std::string general_expr(const std::string& x) {
+    return "eye<double>(" + x + ".shape().back()) + tanh(" + x + ") * (0.5 / double(" + x + ".shape().back()))";
 }
 
 std::string expr(const Instr& in) {
@@ -1329,6 +1440,20 @@ std::string expr(const Instr& in) {
         case Op::silu: return std::string(op_name(in.op)) + "(" + t(0) + ", " + num(in.s0) + ")";
         case Op::prelu: return "nn::prelu(" + t(0) + ", " + t(1) + ")";
         case Op::gelu_tanh: return "nn::gelu(" + t(0) + ", nn::GeluApproximation::tanh)";
+        case Op::tril:
+        case Op::triu: return std::string(op_name(in.op)) + "(" + t(0) + ", " + std::to_string(in.ints[0]) + ")";
+        case Op::solve: return "solve(" + general_expr(t(0)) + ", " + t(1) + ")";
+        case Op::inv:
+        case Op::det: return std::string(op_name(in.op)) + "(" + general_expr(t(0)) + ")";
+        case Op::slogdet: return "slogdet(" + general_expr(t(0)) + ").logabsdet";
+        case Op::cholesky: {
+            const std::string n = "double(" + t(0) + ".shape().back())";
+            return "cholesky(eye<double>(" + t(0) + ".shape().back()) + matmul(tanh(" + t(0) + "), tanh(" + t(0) +
+                   "), false, true) * (1.0 / " + n + "))";
+        }
+        case Op::triangular_solve:
+            return "triangular_solve(" + general_expr(t(0)) + ", " + t(1) + ", " + (in.f0 ? "true" : "false") + ", " +
+                   (in.f1 ? "true" : "false") + ", " + (in.ints[0] ? "true" : "false") + ")";
         case Op::softmax:
         case Op::log_softmax: return std::string(op_name(in.op)) + "(" + t(0) + ", " + std::to_string(in.ints[0]) + ")";
         case Op::mse_loss:
@@ -1354,7 +1479,9 @@ std::string expr(const Instr& in) {
         case Op::lt:
         case Op::le:
         case Op::gt:
-        case Op::ge: return std::string(op_name(in.op)) + "(" + t(0) + ", " + t(1) + ")";
+        case Op::ge:
+        case Op::user_tensor:
+        case Op::user_raw: return std::string(op_name(in.op)) + "(" + t(0) + ", " + t(1) + ")";
         default: return std::string(op_name(in.op)) + "(" + t(0) + ")";
     }
 }
@@ -1362,6 +1489,29 @@ std::string expr(const Instr& in) {
 }  // namespace
 
 const char* op_name(Op op) { return info(op).name; }
+
+Tensor64 user_mul_tanh(const Tensor64& a, const Tensor64& b) {
+    tapegrad::Op<double> op("fuzz::user_mul_tanh", {a, b});
+    auto y = op.output(a.value() * xt::tanh(b.value()));
+    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Tensor64& g) {
+        auto t = ctx.unpack(sb).tanh();
+        Grads<double> grads(2);
+        if (ctx.needs(0)) grads[0] = g * t;
+        if (ctx.needs(1)) grads[1] = g * ctx.unpack(sa) * (1.0 - t * t);
+        return grads;
+    });
+}
+
+Tensor64 user_raw_mul_sin(const Tensor64& a, const Tensor64& b) {
+    tapegrad::Op<double> op("fuzz::user_raw_mul_sin", {a, b});
+    auto y = op.output(a.value() * xt::sin(b.value()));
+    return op.record_raw(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Array<double>& g) {
+        RawGrads<double> grads(2);
+        if (ctx.needs(0)) grads[0] = g * xt::sin(ctx.value(sb));
+        if (ctx.needs(1)) grads[1] = g * ctx.value(sa) * xt::cos(ctx.value(sb));
+        return grads;
+    });
+}
 
 std::size_t Program::num_ops() const {
     return static_cast<std::size_t>(std::count_if(code.begin(), code.end(), [](const Instr& i) { return i.op != Op::input; }));

@@ -43,6 +43,9 @@ enum class Op {
     sum, mean, max, min, logsumexp, sum_to,
     // ops/linalg
     matmul, transpose, transpose_axes, permute,
+    // ops/linalg_structure and ops/linalg_decomp (the matrices the
+    // decompositions get are made well conditioned from the drawn value)
+    tril, triu, diagonal, diag_embed, solve, inv, det, slogdet, cholesky, triangular_solve,
     // ops/shape
     reshape, broadcast_to, clone, detach,
     // ops/indexing
@@ -54,10 +57,18 @@ enum class Op {
     mse_loss, bce, bce_with_logits, cross_entropy, nll_loss,
     // nn modules (parameters are leaves of the program)
     linear, layer_norm,
+    // user-written ops (core/op.hpp): a tensor-op backward and a raw one
+    user_tensor, user_raw,
     count_  // number of ops
 };
 
 const char* op_name(Op op);
+
+// The user-written ops the fuzzer draws, built with the public op API only
+// (as reproducers print them): a * tanh(b) with its VJP in tensor ops, and
+// a * sin(b) with its VJP on raw values. a and b broadcast together.
+Tensor64 user_mul_tanh(const Tensor64& a, const Tensor64& b);
+Tensor64 user_raw_mul_sin(const Tensor64& a, const Tensor64& b);
 constexpr int kNumOps = static_cast<int>(Op::count_);
 
 // One instruction: value k of a program is the result of code[k].

@@ -1,0 +1,31 @@
+// The out-of-line parts of the op-writing API (core/op.hpp): its errors.
+#include <tapegrad/core/op.hpp>
+
+#include <sstream>
+
+namespace tapegrad {
+
+template <class T>
+void VjpContext<T>::modified(std::uint64_t saved, std::uint64_t now) const {
+    std::ostringstream os;
+    os << "backward: a tensor saved by '" << node_.name << "' (tape position " << node_.seq
+       << ") was modified in place after it was saved (version " << saved << ", now " << now
+       << "); clone it before modifying, or modify it after backward";
+    throw GraphError(os.str());
+}
+
+template class VjpContext<float>;
+template class VjpContext<double>;
+
+namespace detail {
+
+void raw_vjp_under_create_graph(const char* op, std::uint64_t tape_position) {
+    throw GraphError("backward: '" + std::string(op) + "' (tape position " + std::to_string(tape_position) +
+                     ") has a backward written on raw values (record_raw), which cannot be differentiated "
+                     "again: create_graph cannot pass through it; write its VJP with tensor ops (record) for "
+                     "higher derivatives");
+}
+
+}  // namespace detail
+
+}  // namespace tapegrad

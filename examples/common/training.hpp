@@ -1,0 +1,105 @@
+// The training loop of the main job (examples/train_fashion_mnist.cpp),
+// shared with the test that stops, kills and resumes it
+// (tests/programs/resume_run.cpp): an MLP classifier trained on shuffled
+// mini-batches, with run checkpoints from which a stopped or killed run
+// continues bit for bit (nn::save_run / nn::load_run).
+//
+//   training::Run run(options, train_set, gen);
+//   run.train({on_step, on_epoch});
+//
+// Given a distributed::Session of several ranks (mpirun), every rank trains a
+// replica on its slice of each global batch of options.batch_size rows and
+// the gradients are averaged (docs/distributed.md); only rank 0 writes the
+// run checkpoint, every rank resumes from it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/nn.hpp>
+#include <tapegrad/nn/data/dataset.hpp>
+
+namespace training {
+
+struct Options {
+    std::size_t epochs = 20;
+    std::size_t batch_size = 128;
+    double lr = 1e-3;  // cosine-annealed to 0 over `epochs`
+    double weight_decay = 1e-4;
+    std::vector<std::size_t> hidden = {512, 256};
+    std::string activation = "relu";
+    std::string optimizer = "adamw";  // sgd (Nesterov momentum 0.9), adam or adamw
+    double dropout = 0.2;             // after each hidden activation
+    std::uint64_t seed = 0;
+    std::string checkpoint;            // run checkpoint, rewritten after every epoch ("" = none)
+    std::size_t checkpoint_every = 0;  // ... and every this many optimiser steps (0 = after epochs only)
+    std::string resume;                // a run checkpoint to continue from ("" = start afresh)
+    std::size_t stop_after_epoch = 0;  // end after this epoch, as an interrupted run would (0 = never)
+};
+
+struct EpochReport {
+    std::size_t epoch;  // 1-based
+    double train_loss;  // mean over the epoch's batches
+    double lr;          // the epoch's learning rate
+};
+
+struct Hooks {
+    // After every optimiser step: epoch, batches done in it, batches per
+    // epoch, mean loss of the epoch so far.
+    std::function<void(std::size_t, std::size_t, std::size_t, double)> on_step;
+    // After every epoch (model in training mode); returns the validation
+    // score the history records (0 if there is none).
+    std::function<double(const EpochReport&)> on_epoch;
+};
+
+class Run {
+public:
+    // Builds the model, the optimiser, the schedule and the batch iterator,
+    // drawing from `gen` in that order (so a seed fixes every number).
+    // `train`, `gen` and `session` must outlive the run. Without a session
+    // (or with one of one rank) the run is a single process.
+    Run(const Options& options, const tapegrad::data::Dataset& train, tapegrad::Generator& gen,
+        const tapegrad::distributed::Session* session = nullptr);
+
+    // Continues from options.resume if set, then trains up to
+    // options.epochs (or stop_after_epoch).
+    void train(const Hooks& hooks);
+
+    tapegrad::nn::Sequential<float>& model() { return *model_; }
+    tapegrad::nn::Optimizer<float>& optimizer() { return *optimizer_; }
+    std::size_t epochs_done() const { return epoch_; }
+    std::size_t steps_done() const { return step_; }
+    // Per finished epoch, the resumed part included.
+    const std::vector<double>& train_losses() const { return losses_; }
+    const std::vector<double>& validation_scores() const { return scores_; }
+
+private:
+    tapegrad::nn::RunState<float> state();
+    void save();
+
+    Options o_;
+    tapegrad::Generator& gen_;
+    std::shared_ptr<tapegrad::nn::Sequential<float>> model_;
+    std::unique_ptr<tapegrad::nn::Optimizer<float>> optimizer_;
+    std::unique_ptr<tapegrad::nn::CosineLR> schedule_;
+    const tapegrad::distributed::Session* session_;
+    int rank_ = 0, ranks_ = 1;
+    std::unique_ptr<tapegrad::distributed::ShardedBatches> batches_;  // all of each batch on one rank
+    std::unique_ptr<tapegrad::distributed::GradientAverager<float>> averager_;
+    std::size_t epoch_ = 0, step_ = 0;
+    double epoch_loss_sum_ = 0;  // of the epoch in progress, this rank's loss times its share of each batch
+    std::size_t epoch_steps_ = 0;
+    std::vector<double> losses_, scores_;
+};
+
+// Gaussian blobs: one random centre per class in `dim` dimensions and `n`
+// points scattered around them. For tests and runs without a dataset.
+tapegrad::data::Dataset synthetic_classification(std::size_t n, std::size_t dim, std::size_t classes,
+                                                 tapegrad::Generator& gen);
+
+}  // namespace training
