@@ -142,7 +142,8 @@ public:
     void set_weight(double w);
     void finish();
     std::size_t bucket_count() const;
-    // Whether buckets start during backward (grad-ready hooks) or in finish().
+    // Whether the averager is active (more than one rank): its buckets then
+    // start during backward; with one rank it does nothing.
     bool overlaps_backward() const;
     // Seconds spent waiting for all-reduces inside finish(), summed over calls.
     double wait_seconds() const;

@@ -12,18 +12,6 @@
 
 namespace tapegrad::distributed {
 
-namespace {
-
-// Grad-ready hooks come with the engine's hook API; a library without it
-// still averages correctly, starting every bucket in finish().
-template <class X, class = void>
-struct has_ready_hook : std::false_type {};
-template <class X>
-struct has_ready_hook<X, std::void_t<decltype(std::declval<X&>().register_grad_ready_hook(
-                             std::declval<void (*)(const X&)>()))>> : std::true_type {};
-
-}  // namespace
-
 template <class T>
 struct GradientAverager<T>::State {
     struct Slot {
@@ -44,7 +32,7 @@ struct GradientAverager<T>::State {
     double weight = 1;
     double waited = 0;
     bool overlap = false;
-    std::vector<std::shared_ptr<void>> hooks;  // removes the hooks when the averager goes
+    std::vector<HookHandle> hooks;
 
     void write(Slot& s, const BasicTensor<T>* g) {
         auto& b = buckets[s.bucket];
@@ -115,21 +103,20 @@ GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::s
         for (std::size_t k = 0; k < b.slots.size(); ++k) s_->slots[b.slots[k]].flag = b.data.size() + k;
         b.data.resize(b.data.size() + b.slots.size());
     }
-    if constexpr (has_ready_hook<BasicTensor<T>>::value) {
-        s_->overlap = comm::size() > 1;
-        if (s_->overlap) {
-            for (std::size_t i = 0; i < s_->slots.size(); ++i) {
-                auto hook = s_->slots[i].param.register_grad_ready_hook(
-                    [state = s_.get(), i](const BasicTensor<T>& g) { state->on_ready(i, g); });
-                auto handle = std::make_shared<decltype(hook)>(std::move(hook));
-                s_->hooks.emplace_back(handle.get(), [handle](void*) { handle->remove(); });
-            }
+    // One process has nothing to average: no hooks, finish() does nothing.
+    s_->overlap = comm::size() > 1;
+    if (s_->overlap) {
+        for (std::size_t i = 0; i < s_->slots.size(); ++i) {
+            s_->hooks.push_back(s_->slots[i].param.register_grad_ready_hook(
+                [state = s_.get(), i](const BasicTensor<T>& g) { state->on_ready(i, g); }));
         }
     }
 }
 
 template <class T>
-GradientAverager<T>::~GradientAverager() = default;
+GradientAverager<T>::~GradientAverager() {
+    for (auto& h : s_->hooks) h.remove();  // they point into this averager
+}
 
 template <class T>
 void GradientAverager<T>::set_weight(double w) {
@@ -154,20 +141,10 @@ double GradientAverager<T>::wait_seconds() const {
 template <class T>
 void GradientAverager<T>::finish() {
     auto& s = *s_;
-    if (comm::size() == 1 && !s.overlap) {  // one process: the local gradient is the answer
-        return;
-    }
-    // Gradients that did not come through a hook: all of them without hooks,
-    // else the parameters backward did not reach on this rank.
-    for (auto& slot : s.slots) {
-        if (slot.ready) continue;
-        if (s.overlap) {
-            s.write(slot, nullptr);
-        } else {
-            auto g = slot.param.grad();
-            s.write(slot, g.defined() ? &g : nullptr);
-        }
-    }
+    if (!s.overlap) return;  // one process: the local gradient is the answer
+    // Parameters backward did not reach on this rank count as zero here.
+    for (auto& slot : s.slots)
+        if (!slot.ready) s.write(slot, nullptr);
     s.start_ready_buckets();
     const auto t0 = std::chrono::steady_clock::now();
     for (auto& b : s.buckets) b.pending.wait();

@@ -76,6 +76,13 @@ void Run::train(const Hooks& hooks) {
     if (!o_.resume.empty()) {
         auto s = state();
         nn::load_run(o_.resume, s);
+        // The file holds rank 0's dropout generators. Other ranks derive
+        // theirs from them, so replicas keep drawing different masks (the
+        // masks then differ from those of an uninterrupted run:
+        // docs/distributed.md, "Resuming").
+        if (rank_ > 0)
+            for (auto& [name, g] : model_->named_generators())
+                g->seed(g->engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank_)));
         epoch_ = s.epoch;
         step_ = s.step;
         for (auto& [name, values] : s.series) {

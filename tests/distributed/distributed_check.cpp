@@ -6,6 +6,9 @@
 //                ranks agree bitwise after every step; every rank's rows are
 //                its slice of the global batch; a changed replica is named;
 //                uneven slices (3 ranks, without MPI) cover each batch once.
+//   resume       the main job's loop (training::Run) on 2 ranks, stopped
+//                after epoch 2 and resumed from rank 0's run checkpoint,
+//                ends bitwise equal to an uninterrupted 2-rank run.
 //   kill         rank 1 is killed (SIGKILL) at step 20: mpirun must end the
 //                job and name the rank (dying_rank.sh checks time and message).
 //   error        rank 1 throws at step 20; main catches it and aborts the
@@ -20,6 +23,8 @@
 #include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
+
+#include "training.hpp"
 
 using namespace tapegrad;
 
@@ -170,6 +175,37 @@ int equivalence(distributed::Session& s) {
     return 0;
 }
 
+// Stop after epoch 2 and resume vs an uninterrupted run, both on all ranks.
+// No dropout: with dropout, ranks other than 0 resume with masks derived
+// from rank 0's generators (docs/distributed.md).
+int resume(distributed::Session& s, const std::string& dir) {
+    Generator data_gen(4);
+    const auto d = training::synthetic_classification(512, 12, 3, data_gen);
+    training::Options o;
+    o.epochs = 4;
+    o.batch_size = 64;
+    o.hidden = {16};
+    o.dropout = 0;
+    o.checkpoint_every = 3;
+    auto train = [&](const std::string& checkpoint, const std::string& from, std::size_t stop) {
+        training::Options run_options = o;
+        run_options.checkpoint = checkpoint;
+        run_options.resume = from;
+        run_options.stop_after_epoch = stop;
+        Generator gen(21);
+        training::Run run(run_options, d, gen, &s);
+        run.train({});
+        s.barrier();  // rank 0's checkpoint is written before anyone reads it
+        return distributed::hash_values(run.model().parameters());
+    };
+    const auto whole = train(dir + "/whole.npz", "", 0);
+    train(dir + "/stopped.npz", "", 2);
+    const auto resumed = train(dir + "/resumed.npz", dir + "/stopped.npz", 0);
+    if (resumed != whole) return fail(s, "the resumed 2-rank run differs from the uninterrupted one");
+    if (s.is_root()) std::printf("RESUME OK\n");
+    return 0;
+}
+
 // Trains until rank 1 dies at step 20; rank 0 would then wait in an all-reduce.
 int dying(distributed::Session& s, bool by_signal) {
     const auto d = synthetic();
@@ -203,6 +239,7 @@ int main(int argc, char** argv) {
     set_num_threads(1);
     try {
         if (mode == "equivalence") return equivalence(session);
+        if (mode == "resume" && argc > 2) return resume(session, argv[2]);
         if (mode == "kill") return dying(session, true);
         if (mode == "error") return dying(session, false);
     } catch (const Error& e) {
