@@ -52,9 +52,17 @@ target_compile_options(tapegrad PRIVATE -Wall -Wextra -Wno-unused-parameter $<$<
 # CMake and pkg-config users alike.
 set(TAPEGRAD_SANITIZE_CFLAGS "")
 set(TAPEGRAD_SANITIZE_LIBS "")
-if(TAPEGRAD_SANITIZE)
+# TAPEGRAD_SANITIZE=thread builds with ThreadSanitizer instead (it cannot be
+# combined with AddressSanitizer); scripts/test uses it for the thread and
+# determinism tests only.
+if(TAPEGRAD_SANITIZE STREQUAL "thread")
+  set(TAPEGRAD_SANITIZE_CFLAGS -fsanitize=thread -fno-omit-frame-pointer)
+  set(TAPEGRAD_SANITIZE_LIBS -fsanitize=thread)
+elseif(TAPEGRAD_SANITIZE)
   set(TAPEGRAD_SANITIZE_CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   set(TAPEGRAD_SANITIZE_LIBS -fsanitize=address,undefined)
+endif()
+if(TAPEGRAD_SANITIZE)
   target_compile_options(tapegrad PUBLIC ${TAPEGRAD_SANITIZE_CFLAGS})
   target_link_options(tapegrad PUBLIC ${TAPEGRAD_SANITIZE_LIBS})
 endif()

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <tapegrad/core/node.hpp>
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
 
 namespace tapegrad {
@@ -123,6 +124,22 @@ std::string shape_str(const Shape& shape) {
     return os.str();
 }
 
+std::size_t checked_numel(const char* op, const Shape& shape) {
+    std::size_t nonzero = 1;
+    bool empty = false;
+    for (std::size_t d : shape) {
+        if (d == 0) {
+            empty = true;
+        } else if (nonzero > max_numel / d) {
+            throw ValueError(std::string(op) + ": shape " + shape_str(shape) + " has too many elements (more than " +
+                             std::to_string(max_numel) + ", counting non-zero dimensions only)");
+        } else {
+            nonzero *= d;
+        }
+    }
+    return empty ? 0 : nonzero;
+}
+
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
     Shape out(std::max(a.size(), b.size()));
     for (std::size_t i = 0; i < out.size(); ++i) {
@@ -134,6 +151,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
                              std::to_string(db) + ")");
         out[out.size() - 1 - i] = da == 1 ? db : da;
     }
+    checked_numel(op, out);  // [2^40, 1] and [1, 2^40] are valid shapes; their broadcast is not
     return out;
 }
 

@@ -1,6 +1,7 @@
 // BasicTensor<T>: creation, inspection, gradient bookkeeping.
 #include <tapegrad/core/tensor.hpp>
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 #include <xtensor/xrandom.hpp>
 
 #include <tapegrad/core/node.hpp>
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/shape.hpp>
 
@@ -46,6 +48,9 @@ BasicTensor<T> BasicTensor<T>::scalar(T value, bool requires_grad) {
 
 template <class T>
 BasicTensor<T> BasicTensor<T>::from_data(const T* data, const Shape& shape, bool requires_grad) {
+    if (detail::checked_numel("from_data", shape) != 0 && !data)
+        throw ValueError("from_data: null data pointer for shape " + detail::shape_str(shape) +
+                         " (only an empty shape may come without data)");
     array_type a = array_type::from_shape(shape);
     std::copy(data, data + a.size(), a.data());
     return BasicTensor(std::move(a), requires_grad);
@@ -61,6 +66,7 @@ BasicTensor<T> BasicTensor<T>::ones(const Shape& shape, bool requires_grad) {
 }
 template <class T>
 BasicTensor<T> BasicTensor<T>::full(const Shape& shape, T value, bool requires_grad) {
+    detail::checked_numel("full", shape);  // also zeros and ones
     array_type a = array_type::from_shape(shape);
     a.fill(value);
     return BasicTensor(std::move(a), requires_grad);
@@ -69,12 +75,26 @@ BasicTensor<T> BasicTensor<T>::full(const Shape& shape, T value, bool requires_g
 template <class T>
 BasicTensor<T> BasicTensor<T>::arange(T start, T stop, T step) {
     if (step == T(0)) throw ValueError("arange: step must not be 0");
-    return BasicTensor(array_type(xt::arange<T>(start, stop, step)));
+    if (!std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
+        throw ValueError("arange: start, stop and step must be finite, got " + std::to_string(start) + ", " +
+                         std::to_string(stop) + " and " + std::to_string(step));
+    // Counted here, not by xt::arange: it casts a negative or huge count to
+    // size_t unchecked and allocates inside noexcept code (std::terminate
+    // instead of std::bad_alloc).
+    const T count = std::ceil((stop - start) / step);
+    if (!(count <= T(detail::max_numel)))
+        throw ValueError("arange: " + std::to_string(count) + " elements from " + std::to_string(start) + " to " +
+                         std::to_string(stop) + " in steps of " + std::to_string(step) + " are too many");
+    array_type a = array_type::from_shape({count > T(0) ? static_cast<std::size_t>(count) : std::size_t(0)});
+    T* out = a.data();
+    for (std::size_t i = 0; i < a.size(); ++i) out[i] = start + step * static_cast<T>(i);
+    return BasicTensor(std::move(a));
 }
 
 template <class T>
 BasicTensor<T> BasicTensor<T>::randn(const Shape& shape, Generator& gen, T mean, T stddev, bool requires_grad) {
     if (!(stddev >= T(0))) throw ValueError("randn: stddev must be >= 0, got " + std::to_string(stddev));
+    detail::checked_numel("randn", shape);
     array_type a = array_type::from_shape(shape);
     std::normal_distribution<T> dist(mean, stddev);
     for (auto& v : a) v = stddev == T(0) ? mean : dist(gen.engine());
@@ -85,6 +105,10 @@ template <class T>
 BasicTensor<T> BasicTensor<T>::rand(const Shape& shape, Generator& gen, T low, T high, bool requires_grad) {
     if (!(low <= high))
         throw ValueError("rand: low must be <= high, got " + std::to_string(low) + " and " + std::to_string(high));
+    if (!std::isfinite(high - low))
+        throw ValueError("rand: low and high must be finite and high - low representable, got " +
+                         std::to_string(low) + " and " + std::to_string(high));
+    detail::checked_numel("rand", shape);
     array_type a = array_type::from_shape(shape);
     std::uniform_real_distribution<T> dist(low, high);
     for (auto& v : a) v = low == high ? low : dist(gen.engine());

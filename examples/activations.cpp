@@ -20,6 +20,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -85,9 +86,7 @@ std::vector<double> eval(const Fn& f, const std::vector<double>& xs) {
     return {y.value().begin(), y.value().end()};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     std::string out_dir = "out/activations";
     bool quick = false;
     CLI::App app{"Activation functions and their autodiff derivatives, checked against finite differences"};
@@ -96,62 +95,62 @@ int main(int argc, char** argv) {
     std::uint64_t seed = 0;
     app.add_option("--seed", seed, "Accepted like every example's, but nothing here is random");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(out_dir);  // refused now, not after the work
 
-    try {
-        std::vector<double> grid;  // for the curves
-        for (int i = 0; i <= 800; ++i) grid.push_back(-4 + 8.0 * i / 800);
-        std::vector<double> samples;  // for the check: 41 points, one of them 0
-        for (int i = 0; i <= 40; ++i) samples.push_back(-4.0 + 0.2 * i);
-        samples[20] = 0.0;  // exactly, not 1e-16: branches of a composition meet there
-        const double h = 1e-6;
-        std::vector<double> plus, minus;
-        for (double s : samples) plus.push_back(s + h), minus.push_back(s - h);
+    std::vector<double> grid;  // for the curves
+    for (int i = 0; i <= 800; ++i) grid.push_back(-4 + 8.0 * i / 800);
+    std::vector<double> samples;  // for the check: 41 points, one of them 0
+    for (int i = 0; i <= 40; ++i) samples.push_back(-4.0 + 0.2 * i);
+    samples[20] = 0.0;  // exactly, not 1e-16: branches of a composition meet there
+    const double h = 1e-6;
+    std::vector<double> plus, minus;
+    for (double s : samples) plus.push_back(s + h), minus.push_back(s - h);
 
-        plot::Sheet sheet;
-        sheet.title = "Activations f (solid) and f' by autodiff (dashed)";
-        sheet.columns = 6;
-        sheet.cell_width = 330;
-        sheet.cell_height = 270;
-        bool ok = true;
-        std::printf("%-24s %10s %10s %8s  %s\n", "activation", "f'(-1)", "f'(1)", "f'(0)", "max |autodiff - finite difference|");
-        for (const auto& a : all_activations()) {
-            auto [y, dy] = value_and_derivative(a.f, grid);
-            auto [ys, dys] = value_and_derivative(a.f, samples);
-            auto fp = eval(a.f, plus), fm = eval(a.f, minus);
-            double worst = 0;
-            bool this_ok = true;
-            for (std::size_t i = 0; i < samples.size(); ++i) {
-                if (a.kink_at_zero && samples[i] == 0.0) continue;
-                double numeric = (fp[i] - fm[i]) / (2 * h);
-                double err = std::abs(dys[i] - numeric);
-                worst = std::max(worst, err);
-                this_ok = this_ok && err <= 1e-6 + 1e-6 * std::abs(numeric);
-            }
-            // Derivatives at -1, 1 and at the kink 0 (where autodiff returns
-            // the left derivative, as PyTorch does).
-            auto [unused, at] = value_and_derivative(a.f, {-1.0, 1.0, 0.0});
-            std::printf("%-24s %10.4f %10.4f %8.4f  %.1e %s\n", a.name.c_str(), at[0], at[1], at[2], worst,
-                        this_ok ? "" : "  <-- MISMATCH");
-            ok = ok && this_ok;
-
-            plot::Chart c;
-            c.title = a.name;
-            c.xlabel = "x";
-            c.legend = false;
-            c.add("f", grid, y).add("f'", grid, dy, plot::Style::Dashed);
-            sheet.add(c);
+    plot::Sheet sheet;
+    sheet.title = "Activations f (solid) and f' by autodiff (dashed)";
+    sheet.columns = 6;
+    sheet.cell_width = 330;
+    sheet.cell_height = 270;
+    bool ok = true;
+    std::printf("%-24s %10s %10s %8s  %s\n", "activation", "f'(-1)", "f'(1)", "f'(0)", "max |autodiff - finite difference|");
+    for (const auto& a : all_activations()) {
+        auto [y, dy] = value_and_derivative(a.f, grid);
+        auto [ys, dys] = value_and_derivative(a.f, samples);
+        auto fp = eval(a.f, plus), fm = eval(a.f, minus);
+        double worst = 0;
+        bool this_ok = true;
+        for (std::size_t i = 0; i < samples.size(); ++i) {
+            if (a.kink_at_zero && samples[i] == 0.0) continue;
+            double numeric = (fp[i] - fm[i]) / (2 * h);
+            double err = std::abs(dys[i] - numeric);
+            worst = std::max(worst, err);
+            this_ok = this_ok && err <= 1e-6 + 1e-6 * std::abs(numeric);
         }
+        // Derivatives at -1, 1 and at the kink 0 (where autodiff returns
+        // the left derivative, as PyTorch does).
+        auto [unused, at] = value_and_derivative(a.f, {-1.0, 1.0, 0.0});
+        std::printf("%-24s %10.4f %10.4f %8.4f  %.1e %s\n", a.name.c_str(), at[0], at[1], at[2], worst,
+                    this_ok ? "" : "  <-- MISMATCH");
+        ok = ok && this_ok;
 
-        std::filesystem::create_directories(out_dir);
-        const auto path = (std::filesystem::path(out_dir) / "activations.png").string();
-        plot::save_sheet(sheet, path);
-        std::printf("\nwrote %s\n\n", path.c_str());
-        std::printf("%s: every autodiff derivative matches a central finite difference (h = 1e-6, float64) at 41 "
-                    "points in [-4, 4] (0 included, except for the functions with a kink there)\n",
-                    ok ? "CLAIM OK" : "CLAIM FAILED");
-        return ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        plot::Chart c;
+        c.title = a.name;
+        c.xlabel = "x";
+        c.legend = false;
+        c.add("f", grid, y).add("f'", grid, dy, plot::Style::Dashed);
+        sheet.add(c);
     }
+
+    std::filesystem::create_directories(out_dir);
+    const auto path = (std::filesystem::path(out_dir) / "activations.png").string();
+    plot::save_sheet(sheet, path);
+    std::printf("\nwrote %s\n\n", path.c_str());
+    std::printf("%s: every autodiff derivative matches a central finite difference (h = 1e-6, float64) at 41 "
+                "points in [-4, 4] (0 included, except for the functions with a kink there)\n",
+                ok ? "CLAIM OK" : "CLAIM FAILED");
+    return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -22,6 +22,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -127,9 +128,7 @@ plot::Image render(nn::Module& model, const Tensor& x, int n) {
     return plot::Image(n, n, std::vector<float>(y.value().begin(), y.value().end()));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"Coordinate MLP (implicit neural representation) with and without Fourier features"};
     app.add_option("--seed", o.seed, "Random seed (B and initialisation)")->capture_default_str();
@@ -141,77 +140,77 @@ int main(int argc, char** argv) {
     app.add_option("--steps", o.steps, "Adam steps")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 32x32 image, 600 steps");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {
         o.size = 32;
         o.steps = 600;
     }
 
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        const auto started = std::chrono::steady_clock::now();
-        Generator gen(o.seed);
-        const int n = o.size;
-        const auto v = coordinates(n);
-        std::vector<float> pixels;
-        for (std::size_t i = 0; i < v.size(); i += 2) pixels.push_back(image_at(v[i], v[i + 1]));
-        const Tensor target = Tensor::from_data(pixels.data(), {pixels.size(), 1});
-        const xt::xarray<float> b = Tensor::randn({2, o.frequencies}, gen, 0.f, o.scale).value();
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    const auto started = std::chrono::steady_clock::now();
+    Generator gen(o.seed);
+    const int n = o.size;
+    const auto v = coordinates(n);
+    std::vector<float> pixels;
+    for (std::size_t i = 0; i < v.size(); i += 2) pixels.push_back(image_at(v[i], v[i + 1]));
+    const Tensor target = Tensor::from_data(pixels.data(), {pixels.size(), 1});
+    const xt::xarray<float> b = Tensor::randn({2, o.frequencies}, gen, 0.f, o.scale).value();
 
-        std::printf("fitting a %dx%d image: MLP with two hidden layers of %zu (ReLU), %d Adam steps\n", n, n, o.hidden,
-                    o.steps);
-        const auto plain = fit(inputs(v, nullptr), target, o, gen);
-        std::printf("  plain (x, y) input:                 PSNR %5.1f dB (%zu parameters)\n", plain.psnr,
-                    plain.model->num_parameters());
-        const auto fourier = fit(inputs(v, &b), target, o, gen);
-        std::printf("  %zu Fourier features (scale %.0f):     PSNR %5.1f dB (%zu parameters)\n", 2 * o.frequencies,
-                    double(o.scale), fourier.psnr, fourier.model->num_parameters());
+    std::printf("fitting a %dx%d image: MLP with two hidden layers of %zu (ReLU), %d Adam steps\n", n, n, o.hidden,
+                o.steps);
+    const auto plain = fit(inputs(v, nullptr), target, o, gen);
+    std::printf("  plain (x, y) input:                 PSNR %5.1f dB (%zu parameters)\n", plain.psnr,
+                plain.model->num_parameters());
+    const auto fourier = fit(inputs(v, &b), target, o, gen);
+    std::printf("  %zu Fourier features (scale %.0f):     PSNR %5.1f dB (%zu parameters)\n", 2 * o.frequencies,
+                double(o.scale), fourier.psnr, fourier.model->num_parameters());
 
-        // The representation is continuous: ask it for pixels it never saw,
-        // at twice the resolution, and compare with the true image there.
-        const auto v2 = coordinates(2 * n);
-        std::vector<float> pixels2;
-        for (std::size_t i = 0; i < v2.size(); i += 2) pixels2.push_back(image_at(v2[i], v2[i + 1]));
-        const Tensor target2 = Tensor::from_data(pixels2.data(), {pixels2.size(), 1});
-        double plain2, fourier2;
-        {
-            NoGradGuard no_grad;
-            plain2 = psnr((*plain.model)(inputs(v2, nullptr)), target2);
-            fourier2 = psnr((*fourier.model)(inputs(v2, &b)), target2);
-        }
-        std::printf("  at %dx%d (between the training pixels): plain %.1f dB, Fourier features %.1f dB\n", 2 * n,
-                    2 * n, plain2, fourier2);
-        const auto dir = std::filesystem::path(o.out_dir);
-        std::filesystem::create_directories(dir);
-        char caption[64];
-        plot::Sheet sheet;
-        sheet.title = "Coordinate MLP: " + std::to_string(n) + "x" + std::to_string(n) + " image";
-        sheet.columns = 4;
-        sheet.cell_width = 320;
-        sheet.cell_height = 340;
-        sheet.add(plot::Image(n, n, pixels), "original");
-        std::snprintf(caption, sizeof caption, "plain MLP: %.1f dB", plain.psnr);
-        sheet.add(render(*plain.model, inputs(v, nullptr), n), caption);
-        std::snprintf(caption, sizeof caption, "Fourier features: %.1f dB", fourier.psnr);
-        sheet.add(render(*fourier.model, inputs(v, &b), n), caption);
-        std::snprintf(caption, sizeof caption, "Fourier features at %dx%d: %.1f dB", 2 * n, 2 * n, fourier2);
-        sheet.add(render(*fourier.model, inputs(v2, &b), 2 * n), caption);
-        plot::save_sheet(sheet, (dir / "reconstruction.png").string());
-
-        plot::Chart chart;
-        chart.title = "PSNR during training";
-        chart.xlabel = "Adam step";
-        chart.ylabel = "PSNR (dB)";
-        chart.add("plain (x, y)", plain.curve_steps, plain.curve).add("Fourier features", fourier.curve_steps, fourier.curve);
-        plot::save_chart(chart, (dir / "psnr.png").string(), 700, 420);
-        std::printf("\nwrote reconstruction.png and psnr.png to %s (%.1f s in all)\n\n", dir.c_str(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-
-        const bool ok = fourier.psnr > 20 && fourier.psnr > plain.psnr + 3;
-        std::printf("%s: Fourier features give %.1f dB (> 20 dB) vs %.1f dB without (need +3 dB)\n",
-                    ok ? "CLAIM OK" : "CLAIM FAILED", fourier.psnr, plain.psnr);
-        return ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+    // The representation is continuous: ask it for pixels it never saw,
+    // at twice the resolution, and compare with the true image there.
+    const auto v2 = coordinates(2 * n);
+    std::vector<float> pixels2;
+    for (std::size_t i = 0; i < v2.size(); i += 2) pixels2.push_back(image_at(v2[i], v2[i + 1]));
+    const Tensor target2 = Tensor::from_data(pixels2.data(), {pixels2.size(), 1});
+    double plain2, fourier2;
+    {
+        NoGradGuard no_grad;
+        plain2 = psnr((*plain.model)(inputs(v2, nullptr)), target2);
+        fourier2 = psnr((*fourier.model)(inputs(v2, &b)), target2);
     }
+    std::printf("  at %dx%d (between the training pixels): plain %.1f dB, Fourier features %.1f dB\n", 2 * n,
+                2 * n, plain2, fourier2);
+    const auto dir = std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(dir);
+    char caption[64];
+    plot::Sheet sheet;
+    sheet.title = "Coordinate MLP: " + std::to_string(n) + "x" + std::to_string(n) + " image";
+    sheet.columns = 4;
+    sheet.cell_width = 320;
+    sheet.cell_height = 340;
+    sheet.add(plot::Image(n, n, pixels), "original");
+    std::snprintf(caption, sizeof caption, "plain MLP: %.1f dB", plain.psnr);
+    sheet.add(render(*plain.model, inputs(v, nullptr), n), caption);
+    std::snprintf(caption, sizeof caption, "Fourier features: %.1f dB", fourier.psnr);
+    sheet.add(render(*fourier.model, inputs(v, &b), n), caption);
+    std::snprintf(caption, sizeof caption, "Fourier features at %dx%d: %.1f dB", 2 * n, 2 * n, fourier2);
+    sheet.add(render(*fourier.model, inputs(v2, &b), 2 * n), caption);
+    plot::save_sheet(sheet, (dir / "reconstruction.png").string());
+
+    plot::Chart chart;
+    chart.title = "PSNR during training";
+    chart.xlabel = "Adam step";
+    chart.ylabel = "PSNR (dB)";
+    chart.add("plain (x, y)", plain.curve_steps, plain.curve).add("Fourier features", fourier.curve_steps, fourier.curve);
+    plot::save_chart(chart, (dir / "psnr.png").string(), 700, 420);
+    std::printf("\nwrote reconstruction.png and psnr.png to %s (%.1f s in all)\n\n", dir.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+    const bool ok = fourier.psnr > 20 && fourier.psnr > plain.psnr + 3;
+    std::printf("%s: Fourier features give %.1f dB (> 20 dB) vs %.1f dB without (need +3 dB)\n",
+                ok ? "CLAIM OK" : "CLAIM FAILED", fourier.psnr, plain.psnr);
+    return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

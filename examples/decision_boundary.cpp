@@ -21,6 +21,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -142,9 +143,7 @@ std::string percent(double a) {
     return buf;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"Decision regions of MLPs with one and two hidden layers on 2-D datasets"};
     app.add_option("--seed", o.seed, "Random seed (data and initialisation)")->capture_default_str();
@@ -154,69 +153,69 @@ int main(int argc, char** argv) {
     app.add_option("--points", o.points, "Points per class")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: only the claim (spirals, width 8)");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
 
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        const auto started = std::chrono::steady_clock::now();
-        const auto dir = std::filesystem::path(o.out_dir);
-        std::filesystem::create_directories(dir);
-        Generator data_gen(o.seed);
-        std::vector<Points> datasets = {spirals(o.points, data_gen), circles(o.points, data_gen),
-                                        moons(o.points, data_gen)};
-        const std::vector<std::size_t> widths = {2, 4, 8, 16, 32};
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    const auto started = std::chrono::steady_clock::now();
+    const auto dir = std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(dir);
+    Generator data_gen(o.seed);
+    std::vector<Points> datasets = {spirals(o.points, data_gen), circles(o.points, data_gen),
+                                    moons(o.points, data_gen)};
+    const std::vector<std::size_t> widths = {2, 4, 8, 16, 32};
 
-        // The sweep: every dataset, depth and width; one PNG per run and a
-        // contact sheet per dataset (rows: depth, columns: width).
-        if (!o.quick) {
-            for (const auto& data : datasets) {
-                plot::Sheet sheet;
-                sheet.title = data.name + ": tanh MLPs with 1 (top) and 2 (bottom) hidden layers";
-                sheet.columns = int(widths.size());
-                sheet.cell_width = 340;
-                sheet.cell_height = 360;
-                std::printf("%-8s  width:", data.name.c_str());
-                for (auto w : widths) std::printf(" %6zu", w);
-                std::printf("\n");
-                for (int depth = 1; depth <= 2; ++depth) {
-                    std::printf("  %d hidden layer%s  ", depth, depth > 1 ? "s" : " ");
-                    for (auto w : widths) {
-                        auto run = train(data, depth, w, o.seed, o);
-                        std::printf(" %6s", percent(run.accuracy).c_str());
-                        std::fflush(stdout);
-                        auto file = data.name + "_" + std::to_string(depth) + "x" + std::to_string(w) + ".png";
-                        auto single = run.regions;
-                        single.title = data.name + ", " + single.title + ": training accuracy " + percent(run.accuracy);
-                        plot::save_regions(single, (dir / file).string());
-                        run.regions.legend = false;
-                        sheet.add(run.regions, "training accuracy " + percent(run.accuracy));
-                    }
-                    std::printf("\n");
+    // The sweep: every dataset, depth and width; one PNG per run and a
+    // contact sheet per dataset (rows: depth, columns: width).
+    if (!o.quick) {
+        for (const auto& data : datasets) {
+            plot::Sheet sheet;
+            sheet.title = data.name + ": tanh MLPs with 1 (top) and 2 (bottom) hidden layers";
+            sheet.columns = int(widths.size());
+            sheet.cell_width = 340;
+            sheet.cell_height = 360;
+            std::printf("%-8s  width:", data.name.c_str());
+            for (auto w : widths) std::printf(" %6zu", w);
+            std::printf("\n");
+            for (int depth = 1; depth <= 2; ++depth) {
+                std::printf("  %d hidden layer%s  ", depth, depth > 1 ? "s" : " ");
+                for (auto w : widths) {
+                    auto run = train(data, depth, w, o.seed, o);
+                    std::printf(" %6s", percent(run.accuracy).c_str());
+                    std::fflush(stdout);
+                    auto file = data.name + "_" + std::to_string(depth) + "x" + std::to_string(w) + ".png";
+                    auto single = run.regions;
+                    single.title = data.name + ", " + single.title + ": training accuracy " + percent(run.accuracy);
+                    plot::save_regions(single, (dir / file).string());
+                    run.regions.legend = false;
+                    sheet.add(run.regions, "training accuracy " + percent(run.accuracy));
                 }
-                plot::save_sheet(sheet, (dir / (data.name + "_sheet.png")).string());
+                std::printf("\n");
             }
-            std::printf("\nwrote one PNG per run and <dataset>_sheet.png for each dataset to %s\n\n", dir.c_str());
+            plot::save_sheet(sheet, (dir / (data.name + "_sheet.png")).string());
         }
-
-        // The claim: depth helps on the spirals at a fixed, modest width.
-        const std::size_t width = 8;
-        double mean[3] = {0, 0, 0};
-        std::printf("spirals, width %zu, three initialisations:\n", width);
-        for (int depth = 1; depth <= 2; ++depth) {
-            std::printf("  %d hidden layer%s:", depth, depth > 1 ? "s" : " ");
-            for (std::uint64_t s = 0; s < 3; ++s) {
-                double acc = train(datasets[0], depth, width, o.seed + 100 + s, o).accuracy;
-                mean[depth] += acc / 3;
-                std::printf(" %s", percent(acc).c_str());
-            }
-            std::printf("   mean %s\n", percent(mean[depth]).c_str());
-        }
-        std::printf("(%.1f s in all)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        const bool ok = mean[2] >= mean[1] + 0.05;
-        std::printf("%s: on the spirals at width %zu, two hidden layers (%s) beat one (%s) by >= 5 points\n",
-                    ok ? "CLAIM OK" : "CLAIM FAILED", width, percent(mean[2]).c_str(), percent(mean[1]).c_str());
-        return ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        std::printf("\nwrote one PNG per run and <dataset>_sheet.png for each dataset to %s\n\n", dir.c_str());
     }
+
+    // The claim: depth helps on the spirals at a fixed, modest width.
+    const std::size_t width = 8;
+    double mean[3] = {0, 0, 0};
+    std::printf("spirals, width %zu, three initialisations:\n", width);
+    for (int depth = 1; depth <= 2; ++depth) {
+        std::printf("  %d hidden layer%s:", depth, depth > 1 ? "s" : " ");
+        for (std::uint64_t s = 0; s < 3; ++s) {
+            double acc = train(datasets[0], depth, width, o.seed + 100 + s, o).accuracy;
+            mean[depth] += acc / 3;
+            std::printf(" %s", percent(acc).c_str());
+        }
+        std::printf("   mean %s\n", percent(mean[depth]).c_str());
+    }
+    std::printf("(%.1f s in all)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    const bool ok = mean[2] >= mean[1] + 0.05;
+    std::printf("%s: on the spirals at width %zu, two hidden layers (%s) beat one (%s) by >= 5 points\n",
+                ok ? "CLAIM OK" : "CLAIM FAILED", width, percent(mean[2]).c_str(), percent(mean[1]).c_str());
+    return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -23,6 +23,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -203,9 +204,7 @@ plot::DecisionRegions regions_of(const std::string& title, nn::Module& model, co
     return r;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"Mixture of experts with top-2 routing vs a single expert"};
     app.add_option("--seed", o.seed, "Random seed (data and initialisation)")->capture_default_str();
@@ -216,104 +215,104 @@ int main(int argc, char** argv) {
     app.add_option("--balance", o.balance, "Weight of the load-balancing loss (0: none)")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 200 points per cluster, 1500 steps");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {
         o.points = 200;
         o.steps = 1500;
     }
 
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        const auto started = std::chrono::steady_clock::now();
-        Generator gen(o.seed);
-        const Data train_set = make_data(o.points, gen), test_set = make_data(o.points, gen);
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    const auto started = std::chrono::steady_clock::now();
+    Generator gen(o.seed);
+    const Data train_set = make_data(o.points, gen), test_set = make_data(o.points, gen);
 
-        nn::MLP<float> single({2, o.hidden, 2}, "tanh", nn::Head::identity, gen);
-        nn::MLP<float> dense({2, 2 * o.hidden, 2}, "tanh", nn::Head::identity, gen);
-        MixtureOfExperts moe(o.experts, o.hidden, gen);
-        train(single, train_set, o);
-        train(dense, train_set, o);
-        train(moe, train_set, o, &moe);
+    nn::MLP<float> single({2, o.hidden, 2}, "tanh", nn::Head::identity, gen);
+    nn::MLP<float> dense({2, 2 * o.hidden, 2}, "tanh", nn::Head::identity, gen);
+    MixtureOfExperts moe(o.experts, o.hidden, gen);
+    train(single, train_set, o);
+    train(dense, train_set, o);
+    train(moe, train_set, o, &moe);
 
-        const double single_acc = accuracy(single, test_set), dense_acc = accuracy(dense, test_set),
-                     moe_acc = accuracy(moe, test_set);
-        std::printf("4 clusters x %zu points, each cluster with its own labelling rule; test accuracy:\n", o.points);
-        auto row = [](const std::string& name, double acc, std::size_t params, const char* note) {
-            std::printf("  %-38s %6.1f%%  (%zu parameters%s)\n", name.c_str(), 100 * acc, params, note);
-        };
-        const std::string h = std::to_string(o.hidden), h2 = std::to_string(2 * o.hidden);
-        row("one expert alone, MLP 2-" + h + "-2", single_acc, single.num_parameters(), "");
-        row("dense MLP 2-" + h2 + "-2 (compute of top-2)", dense_acc, dense.num_parameters(), "");
-        row("mixture of " + std::to_string(o.experts) + " experts 2-" + h + "-2, top-2", moe_acc,
-            moe.num_parameters(), ", 2 experts run per input");
-        std::printf("\n");
+    const double single_acc = accuracy(single, test_set), dense_acc = accuracy(dense, test_set),
+                 moe_acc = accuracy(moe, test_set);
+    std::printf("4 clusters x %zu points, each cluster with its own labelling rule; test accuracy:\n", o.points);
+    auto row = [](const std::string& name, double acc, std::size_t params, const char* note) {
+        std::printf("  %-38s %6.1f%%  (%zu parameters%s)\n", name.c_str(), 100 * acc, params, note);
+    };
+    const std::string h = std::to_string(o.hidden), h2 = std::to_string(2 * o.hidden);
+    row("one expert alone, MLP 2-" + h + "-2", single_acc, single.num_parameters(), "");
+    row("dense MLP 2-" + h2 + "-2 (compute of top-2)", dense_acc, dense.num_parameters(), "");
+    row("mixture of " + std::to_string(o.experts) + " experts 2-" + h + "-2, top-2", moe_acc,
+        moe.num_parameters(), ", 2 experts run per input");
+    std::printf("\n");
 
-        // Where the router sends each cluster (top-1 choice, test set).
-        {
-            NoGradGuard no_grad;
-            moe(test_set.x);
-        }
-        auto top1 = moe.top1();
-        std::vector<std::vector<int>> table(4, std::vector<int>(o.experts, 0));
-        std::vector<double> load(o.experts, 0);
-        for (std::size_t i = 0; i < top1.size(); ++i) {
-            table[test_set.cluster[i]][top1[i]]++;
-            load[top1[i]] += 1.0 / double(top1.size());
-        }
-        std::printf("router's first choice per cluster (test inputs)\n%10s", "");
-        for (std::size_t e = 0; e < o.experts; ++e) std::printf(" expert%-2zu", e);
-        std::printf("\n");
-        for (int c = 0; c < 4; ++c) {
-            std::printf("cluster %d ", c);
-            for (int v : table[c]) std::printf(" %8d", v);
-            std::printf("\n");
-        }
-        std::printf("load    %s", "  ");
-        std::size_t used = 0;
-        for (double f : load) {
-            std::printf(" %7.1f%%", 100 * f);
-            used += f >= 0.05;
-        }
-        std::printf("\n\n");
-
-        // Pictures: decision regions, the router's map, and the load.
-        const auto dir = std::filesystem::path(o.out_dir);
-        std::filesystem::create_directories(dir);
-        plot::Sheet sheet;
-        sheet.title = "Mixture of experts (top-2 of " + std::to_string(o.experts) + ") vs one expert of the same size";
-        sheet.columns = 3;
-        sheet.cell_width = 440;
-        sheet.cell_height = 440;
-        sheet.add(regions_of("one expert (MLP 2-" + std::to_string(o.hidden) + "-2)", single, test_set),
-                  "test accuracy " + percent(single_acc));
-        sheet.add(regions_of("mixture of experts", moe, test_set), "test accuracy " + percent(moe_acc));
-        sheet.add(regions_of("router: first-choice expert", moe, test_set, true, &moe), "where each expert leads");
-        plot::save_sheet(sheet, (dir / "moe_regions.png").string());
-
-        plot::Chart bars;  // a histogram drawn as a step line
-        bars.title = "Expert load (share of first choices, test set)";
-        bars.xlabel = "expert";
-        bars.ylabel = "share of inputs";
-        bars.y_range = {{0.0, 1.0}};
-        std::vector<double> bx, by;
-        for (std::size_t e = 0; e < o.experts; ++e) {
-            bx.insert(bx.end(), {e - 0.4, e - 0.4, e + 0.4, e + 0.4});
-            by.insert(by.end(), {0.0, load[e], load[e], 0.0});
-        }
-        bars.add("load", bx, by);
-        bars.add("even", std::vector<double>{-0.5, o.experts - 0.5},
-                 std::vector<double>{1.0 / o.experts, 1.0 / o.experts}, plot::Style::Dashed);
-        plot::save_chart(bars, (dir / "expert_load.png").string(), 640, 420);
-        std::printf("wrote moe_regions.png and expert_load.png to %s (%.1f s in all)\n\n", dir.c_str(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-
-        const bool beats = moe_acc >= single_acc + 0.03, spread = used >= 2;
-        std::printf("%s: the mixture beats one expert of the same size (%.1f%% vs %.1f%%, need +3 points)\n",
-                    beats ? "CLAIM OK" : "CLAIM FAILED", 100 * moe_acc, 100 * single_acc);
-        std::printf("%s: the load is spread: %zu experts lead on >= 5%% of the inputs (need >= 2)\n",
-                    spread ? "CLAIM OK" : "CLAIM FAILED", used);
-        return beats && spread ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+    // Where the router sends each cluster (top-1 choice, test set).
+    {
+        NoGradGuard no_grad;
+        moe(test_set.x);
     }
+    auto top1 = moe.top1();
+    std::vector<std::vector<int>> table(4, std::vector<int>(o.experts, 0));
+    std::vector<double> load(o.experts, 0);
+    for (std::size_t i = 0; i < top1.size(); ++i) {
+        table[test_set.cluster[i]][top1[i]]++;
+        load[top1[i]] += 1.0 / double(top1.size());
+    }
+    std::printf("router's first choice per cluster (test inputs)\n%10s", "");
+    for (std::size_t e = 0; e < o.experts; ++e) std::printf(" expert%-2zu", e);
+    std::printf("\n");
+    for (int c = 0; c < 4; ++c) {
+        std::printf("cluster %d ", c);
+        for (int v : table[c]) std::printf(" %8d", v);
+        std::printf("\n");
+    }
+    std::printf("load    %s", "  ");
+    std::size_t used = 0;
+    for (double f : load) {
+        std::printf(" %7.1f%%", 100 * f);
+        used += f >= 0.05;
+    }
+    std::printf("\n\n");
+
+    // Pictures: decision regions, the router's map, and the load.
+    const auto dir = std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(dir);
+    plot::Sheet sheet;
+    sheet.title = "Mixture of experts (top-2 of " + std::to_string(o.experts) + ") vs one expert of the same size";
+    sheet.columns = 3;
+    sheet.cell_width = 440;
+    sheet.cell_height = 440;
+    sheet.add(regions_of("one expert (MLP 2-" + std::to_string(o.hidden) + "-2)", single, test_set),
+              "test accuracy " + percent(single_acc));
+    sheet.add(regions_of("mixture of experts", moe, test_set), "test accuracy " + percent(moe_acc));
+    sheet.add(regions_of("router: first-choice expert", moe, test_set, true, &moe), "where each expert leads");
+    plot::save_sheet(sheet, (dir / "moe_regions.png").string());
+
+    plot::Chart bars;  // a histogram drawn as a step line
+    bars.title = "Expert load (share of first choices, test set)";
+    bars.xlabel = "expert";
+    bars.ylabel = "share of inputs";
+    bars.y_range = {{0.0, 1.0}};
+    std::vector<double> bx, by;
+    for (std::size_t e = 0; e < o.experts; ++e) {
+        bx.insert(bx.end(), {e - 0.4, e - 0.4, e + 0.4, e + 0.4});
+        by.insert(by.end(), {0.0, load[e], load[e], 0.0});
+    }
+    bars.add("load", bx, by);
+    bars.add("even", std::vector<double>{-0.5, o.experts - 0.5},
+             std::vector<double>{1.0 / o.experts, 1.0 / o.experts}, plot::Style::Dashed);
+    plot::save_chart(bars, (dir / "expert_load.png").string(), 640, 420);
+    std::printf("wrote moe_regions.png and expert_load.png to %s (%.1f s in all)\n\n", dir.c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+    const bool beats = moe_acc >= single_acc + 0.03, spread = used >= 2;
+    std::printf("%s: the mixture beats one expert of the same size (%.1f%% vs %.1f%%, need +3 points)\n",
+                beats ? "CLAIM OK" : "CLAIM FAILED", 100 * moe_acc, 100 * single_acc);
+    std::printf("%s: the load is spread: %zu experts lead on >= 5%% of the inputs (need >= 2)\n",
+                spread ? "CLAIM OK" : "CLAIM FAILED", used);
+    return beats && spread ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

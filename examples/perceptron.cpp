@@ -25,6 +25,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -266,9 +267,7 @@ int run(const Options& o) {
     return ok ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"The perceptron learning rule and logistic regression on Fashion-MNIST"};
     app.add_option("--seed", o.seed, "Random seed (logistic regression's init and batches)")->capture_default_str();
@@ -282,11 +281,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 4000 training and 2000 test images");
     CLI11_PARSE(app, argc, argv);
-    try {
-        set_num_threads(1);  // the perceptron loop is single-threaded; the matmuls are small
-        return run(o);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
+    set_num_threads(1);  // the perceptron loop is single-threaded; the matmuls are small
+    return run(o);
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -34,6 +34,7 @@
 
 #include "common/plot.hpp"
 #include "common/training.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 using Clock = std::chrono::steady_clock;
@@ -97,18 +98,19 @@ void print_confusion(const xt::xarray<std::int64_t>& cm) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    distributed::Session session(argc, argv);  // one process unless started by mpirun
+int train_job(int argc, char** argv, const distributed::Session& session) {
     if (!session.is_root()) std::freopen("/dev/null", "w", stdout);  // rank 0 reports for all
     Options o;
     CLI::App app{"Train an MLP on Fashion-MNIST with tapegrad"};
-    app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "Mini-batch size over all ranks (1 = pure SGD)")->capture_default_str();
-    app.add_option("--lr", o.lr, "Learning rate (cosine-annealed to 0)")->capture_default_str();
-    app.add_option("--weight-decay", o.weight_decay, "Weight decay")->capture_default_str();
-    app.add_option("--hidden", o.hidden, "Hidden layer sizes, e.g. --hidden 512 256")->capture_default_str();
+    app.add_option("--epochs", o.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "Mini-batch size over all ranks (1 = pure SGD)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--lr", o.lr, "Learning rate (cosine-annealed to 0)")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--weight-decay", o.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--hidden", o.hidden, "Hidden layer sizes, e.g. --hidden 512 256")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app.add_option("--activation", o.activation, "Hidden activation (relu, gelu, tanh, sigmoid, silu, elu, ...)")
         ->capture_default_str();
     app.add_option("--optimizer", o.optimizer, "sgd (Nesterov momentum 0.9), adam or adamw")
@@ -128,93 +130,106 @@ int main(int argc, char** argv) {
                    "Also write the run checkpoint every N steps (it is written after every epoch)")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
+    program::require_dir(o.data_dir, "--data-dir");
+    (void)nn::make_activation<float>(o.activation);  // an unknown name is refused before the data loads
 
-    try {
-        const auto started = Clock::now();
-        set_num_threads(o.threads);
-        nn::manual_seed(o.seed);
-        Generator gen(o.seed);
+    const auto started = Clock::now();
+    set_num_threads(o.threads);
+    nn::manual_seed(o.seed);
+    Generator gen(o.seed);
 
-        auto train_all = data::load_mnist(o.data_dir, data::Split::train);
-        auto test = data::load_mnist(o.data_dir, data::Split::test);
-        auto normalizer = data::Normalizer::fit(train_all);
-        normalizer.apply(train_all);
-        normalizer.apply(test);
-        auto [train, validation] = data::train_validation_split(train_all, 0.2, gen);
-        if (o.limit) train = data::head(train, o.limit);
-        std::printf("Fashion-MNIST: %zu training, %zu validation, %zu test images (%.1f s to load)\n", train.size(),
-                    validation.size(), test.size(), seconds_since(started));
+    auto train_all = data::load_mnist(o.data_dir, data::Split::train);
+    auto test = data::load_mnist(o.data_dir, data::Split::test);
+    auto normalizer = data::Normalizer::fit(train_all);
+    normalizer.apply(train_all);
+    normalizer.apply(test);
+    auto [train, validation] = data::train_validation_split(train_all, 0.2, gen);
+    if (o.limit) train = data::head(train, o.limit);
+    std::printf("Fashion-MNIST: %zu training, %zu validation, %zu test images (%.1f s to load)\n", train.size(),
+                validation.size(), test.size(), seconds_since(started));
 
-        o.checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint.npz").string();
-        training::Run run(o, train, gen, &session);
-        if (session.size() > 1)
-            std::printf("data-parallel over %d ranks: global batch %zu, about %zu rows per rank\n", session.size(),
-                        o.batch_size, o.batch_size / std::size_t(session.size()));
-        auto& model = run.model();
-        std::cout << model << "\n";
-        auto epoch_start = Clock::now(), last_draw = epoch_start;
-        training::Hooks hooks;
-        hooks.on_step = [&](std::size_t epoch, std::size_t step, std::size_t steps, double loss) {
-            if (!session.is_root()) return;
-            if (std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2 || step == steps) {
-                last_draw = Clock::now();
-                progress(epoch, o.epochs, step, steps, step / seconds_since(epoch_start), loss, step == steps);
-            }
-        };
-        hooks.on_epoch = [&](const training::EpochReport& r) {
-            auto [val_acc, unused] = evaluate(model, validation);
-            std::printf("epoch %2zu: train loss %.4f  validation accuracy %.2f%%  (%.1f s, lr %.2e)\n", r.epoch,
-                        r.train_loss, 100 * val_acc, seconds_since(epoch_start), r.lr);
-            std::fflush(stdout);
-            epoch_start = last_draw = Clock::now();
-            return val_acc;
-        };
-        if (!o.resume.empty()) std::printf("resuming from %s\n", o.resume.c_str());
-        run.train(hooks);
-        std::vector<double> epochs_axis, train_losses = run.train_losses(), val_accuracies = run.validation_scores();
-        for (std::size_t e = 1; e <= train_losses.size(); ++e) epochs_axis.push_back(double(e));
-
-        auto [test_acc, predicted] = evaluate(model, test);
-        auto cm = nn::confusion_matrix(predicted, test.labels, test.classes);
-        std::printf("\ntest accuracy: %.2f%%  (%zu test images; total time %.1f s)\n", 100 * test_acc, test.size(),
-                    seconds_since(started));
-        print_confusion(cm);
-        if (!session.is_root()) return 0;
-
-        std::filesystem::create_directories(o.out_dir);
-        const auto out = std::filesystem::path(o.out_dir);
-        nn::save_checkpoint((out / "model.npz").string(), model, run.optimizer());
-
-        plot::Chart loss_chart;
-        loss_chart.title = "Training loss";
-        loss_chart.xlabel = "epoch";
-        loss_chart.ylabel = "cross-entropy";
-        loss_chart.add("training loss", epochs_axis, train_losses, plot::Style::LineMarkers);
-        plot::Chart acc_chart;
-        acc_chart.title = "Validation accuracy";
-        acc_chart.xlabel = "epoch";
-        acc_chart.ylabel = "accuracy";
-        acc_chart.add("validation accuracy", epochs_axis, val_accuracies, plot::Style::LineMarkers);
-        plot::Sheet curves;
-        curves.title = "Fashion-MNIST MLP: test accuracy " + std::to_string(100 * test_acc).substr(0, 5) + "%";
-        curves.columns = 2;
-        curves.add(loss_chart).add(acc_chart);
-        plot::save_sheet(curves, (out / "training_curve.png").string());
-
-        plot::Confusion confusion;
-        confusion.title = "Fashion-MNIST test set";
-        confusion.class_names = kClassNames;
-        for (std::size_t i = 0; i < cm.shape()[0]; ++i) {
-            confusion.counts.emplace_back();
-            for (std::size_t j = 0; j < cm.shape()[1]; ++j) confusion.counts.back().push_back(double(cm(i, j)));
+    o.checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint.npz").string();
+    training::Run run(o, train, gen, &session);
+    if (session.size() > 1)
+        std::printf("data-parallel over %d ranks: global batch %zu, about %zu rows per rank\n", session.size(),
+                    o.batch_size, o.batch_size / std::size_t(session.size()));
+    auto& model = run.model();
+    std::cout << model << "\n";
+    auto epoch_start = Clock::now(), last_draw = epoch_start;
+    training::Hooks hooks;
+    hooks.on_step = [&](std::size_t epoch, std::size_t step, std::size_t steps, double loss) {
+        if (!session.is_root()) return;
+        if (std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2 || step == steps) {
+            last_draw = Clock::now();
+            progress(epoch, o.epochs, step, steps, step / seconds_since(epoch_start), loss, step == steps);
         }
-        plot::save_confusion(confusion, (out / "confusion_matrix.png").string());
-        std::printf("\nwrote %s, %s and %s\n", (out / "model.npz").c_str(), (out / "training_curve.png").c_str(),
-                    (out / "confusion_matrix.png").c_str());
-    } catch (const tapegrad::Error& e) {
-        if (session.size() > 1) session.abort(1, std::string("error: ") + e.what());  // the others would wait
-        std::fprintf(stderr, "\nerror: %s\n", e.what());
-        return 1;
+    };
+    hooks.on_epoch = [&](const training::EpochReport& r) {
+        auto [val_acc, unused] = evaluate(model, validation);
+        std::printf("epoch %2zu: train loss %.4f  validation accuracy %.2f%%  (%.1f s, lr %.2e)\n", r.epoch,
+                    r.train_loss, 100 * val_acc, seconds_since(epoch_start), r.lr);
+        std::fflush(stdout);
+        epoch_start = last_draw = Clock::now();
+        return val_acc;
+    };
+    if (!o.resume.empty()) std::printf("resuming from %s\n", o.resume.c_str());
+    run.train(hooks);
+    std::vector<double> epochs_axis, train_losses = run.train_losses(), val_accuracies = run.validation_scores();
+    for (std::size_t e = 1; e <= train_losses.size(); ++e) epochs_axis.push_back(double(e));
+
+    auto [test_acc, predicted] = evaluate(model, test);
+    auto cm = nn::confusion_matrix(predicted, test.labels, test.classes);
+    std::printf("\ntest accuracy: %.2f%%  (%zu test images; total time %.1f s)\n", 100 * test_acc, test.size(),
+                seconds_since(started));
+    print_confusion(cm);
+    if (!session.is_root()) return 0;
+
+    std::filesystem::create_directories(o.out_dir);
+    const auto out = std::filesystem::path(o.out_dir);
+    nn::save_checkpoint((out / "model.npz").string(), model, run.optimizer());
+
+    plot::Chart loss_chart;
+    loss_chart.title = "Training loss";
+    loss_chart.xlabel = "epoch";
+    loss_chart.ylabel = "cross-entropy";
+    loss_chart.add("training loss", epochs_axis, train_losses, plot::Style::LineMarkers);
+    plot::Chart acc_chart;
+    acc_chart.title = "Validation accuracy";
+    acc_chart.xlabel = "epoch";
+    acc_chart.ylabel = "accuracy";
+    acc_chart.add("validation accuracy", epochs_axis, val_accuracies, plot::Style::LineMarkers);
+    plot::Sheet curves;
+    curves.title = "Fashion-MNIST MLP: test accuracy " + std::to_string(100 * test_acc).substr(0, 5) + "%";
+    curves.columns = 2;
+    curves.add(loss_chart).add(acc_chart);
+    plot::save_sheet(curves, (out / "training_curve.png").string());
+
+    plot::Confusion confusion;
+    confusion.title = "Fashion-MNIST test set";
+    confusion.class_names = kClassNames;
+    for (std::size_t i = 0; i < cm.shape()[0]; ++i) {
+        confusion.counts.emplace_back();
+        for (std::size_t j = 0; j < cm.shape()[1]; ++j) confusion.counts.back().push_back(double(cm(i, j)));
     }
+    plot::save_confusion(confusion, (out / "confusion_matrix.png").string());
+    std::printf("\nwrote %s, %s and %s\n", (out / "model.npz").c_str(), (out / "training_curve.png").c_str(),
+                (out / "confusion_matrix.png").c_str());
     return 0;
 }
+
+// One process, or one rank of an mpirun job. A rank that fails ends the
+// whole job with its message: the others would wait for it forever.
+int program_main(int argc, char** argv) {
+    distributed::Session session(argc, argv);
+    try {
+        return train_job(argc, argv, session);
+    } catch (const std::exception& e) {
+        if (session.size() > 1) session.abort(1, std::string("error: ") + e.what());
+        throw;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

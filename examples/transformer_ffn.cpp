@@ -24,6 +24,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -86,9 +87,7 @@ Result store(const Options& o, std::size_t hidden, const Tensor& keys, const Ind
     return r;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"A transformer feed-forward block storing key -> value associations"};
     app.add_option("--seed", o.seed, "Random seed (keys, targets, initialisation)")->capture_default_str();
@@ -98,94 +97,94 @@ int main(int argc, char** argv) {
     app.add_option("--steps", o.steps, "Adam steps per width")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 256 keys, widths 4, 16, 64");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {
         o.keys = 256;
         o.widths = {4, 16, 64};
     }
 
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        const auto started = std::chrono::steady_clock::now();
-        Generator gen(o.seed);
-        // The tokens: random vectors, one row each ([keys x d]). Their target
-        // classes are random too, so nothing but memory can recall them.
-        const Tensor keys = Tensor::randn({o.keys, o.d}, gen);
-        Index targets;
-        for (std::size_t k = 0; k < o.keys; ++k) targets.push_back(std::int64_t(gen.engine()() % o.classes));
-        // Fixed random unembedding: logits = y U. Not trained.
-        const Tensor unembed = Tensor::randn({o.d, o.classes}, gen, 0.f, 1.f / std::sqrt(float(o.d)));
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    const auto started = std::chrono::steady_clock::now();
+    Generator gen(o.seed);
+    // The tokens: random vectors, one row each ([keys x d]). Their target
+    // classes are random too, so nothing but memory can recall them.
+    const Tensor keys = Tensor::randn({o.keys, o.d}, gen);
+    Index targets;
+    for (std::size_t k = 0; k < o.keys; ++k) targets.push_back(std::int64_t(gen.engine()() % o.classes));
+    // Fixed random unembedding: logits = y U. Not trained.
+    const Tensor unembed = Tensor::randn({o.d, o.classes}, gen, 0.f, 1.f / std::sqrt(float(o.d)));
 
-        // Position-wise: the block treats every row on its own, so shuffling
-        // the tokens shuffles the outputs and changes nothing else.
-        {
-            FeedForwardBlock block(o.d, 16, gen);
-            NoGradGuard no_grad;
-            const Index reversed = [&] {
-                Index r;
-                for (std::size_t k = o.keys; k-- > 0;) r.push_back(std::int64_t(k));
-                return r;
-            }();
-            auto a = index_select(block(keys), 0, reversed), b = block(index_select(keys, 0, reversed));
-            std::printf("position-wise: FFN(reversed tokens) = reversed FFN(tokens), up to float rounding\n"
-                        "(BLAS blocks the rows differently): max difference %.1e\n\n",
-                        double(xt::amax(xt::abs(a.value() - b.value()))()));
-        }
-
-        std::printf("%zu random keys (d = %zu) -> %zu classes, %d Adam steps per width\n", o.keys, o.d, o.classes,
-                    o.steps);
-        std::printf("%8s %10s %8s %18s\n", "hidden", "params", "recall", "units > 0.5 / key");
-        std::vector<double> recalls, widths_axis;
-        std::vector<Result> results;
-        for (auto h : o.widths) {
-            auto r = store(o, h, keys, targets, unembed);
-            std::printf("%8zu %10zu %7.1f%% %18.1f\n", h, 2 * o.d * h + h + o.d, 100 * r.recall, r.active_units);
-            std::fflush(stdout);
-            recalls.push_back(r.recall);
-            widths_axis.push_back(double(h));
-            results.push_back(std::move(r));
-        }
-
-        const auto dir = std::filesystem::path(o.out_dir);
-        std::filesystem::create_directories(dir);
-        plot::Chart chart;
-        chart.title = "Recall after training";
-        chart.xlabel = "log2(hidden width)";
-        chart.ylabel = "recall (fraction of keys)";
-        chart.y_range = {{0.0, 1.05}};
-        std::vector<double> log_w;
-        for (double w : widths_axis) log_w.push_back(std::log2(w));
-        chart.add("FFN block", log_w, recalls, plot::Style::LineMarkers);
-        chart.add("chance", std::vector<double>{log_w.front(), log_w.back()},
-                  std::vector<double>{1.0 / o.classes, 1.0 / o.classes}, plot::Style::Dashed);
-        plot::Chart curves;
-        curves.title = "Recall during training";
-        curves.xlabel = "Adam step";
-        curves.ylabel = "recall";
-        curves.y_range = {{0.0, 1.05}};
-        for (std::size_t i = 0; i < results.size(); ++i)
-            curves.add("width " + std::to_string(o.widths[i]), results[i].curve_steps, results[i].curve);
-        plot::Sheet sheet;
-        sheet.title = "FFN block as a key-value memory: " + std::to_string(o.keys) + " random keys -> " +
-                      std::to_string(o.classes) + " classes";
-        sheet.columns = 2;
-        sheet.cell_width = 560;
-        sheet.cell_height = 420;
-        sheet.add(chart).add(curves);
-        plot::save_sheet(sheet, (dir / "ffn_memory.png").string());
-        std::printf("\nwrote %s (%.1f s in all)\n\n", (dir / "ffn_memory.png").c_str(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-
-        // Claim: recall grows with width (allowing 2 points of noise) and
-        // the widest block recalls >= 95% of the keys.
-        bool grows = true;
-        for (std::size_t i = 1; i < recalls.size(); ++i) grows = grows && recalls[i] >= recalls[i - 1] - 0.02;
-        const bool ok = grows && recalls.back() >= 0.95 && recalls.back() > recalls.front() + 0.2;
-        std::printf("%s: recall grows with the hidden width (%.1f%% at %zu -> %.1f%% at %zu) and reaches >= 95%%\n",
-                    ok ? "CLAIM OK" : "CLAIM FAILED", 100 * recalls.front(), o.widths.front(), 100 * recalls.back(),
-                    o.widths.back());
-        return ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+    // Position-wise: the block treats every row on its own, so shuffling
+    // the tokens shuffles the outputs and changes nothing else.
+    {
+        FeedForwardBlock block(o.d, 16, gen);
+        NoGradGuard no_grad;
+        const Index reversed = [&] {
+            Index r;
+            for (std::size_t k = o.keys; k-- > 0;) r.push_back(std::int64_t(k));
+            return r;
+        }();
+        auto a = index_select(block(keys), 0, reversed), b = block(index_select(keys, 0, reversed));
+        std::printf("position-wise: FFN(reversed tokens) = reversed FFN(tokens), up to float rounding\n"
+                    "(BLAS blocks the rows differently): max difference %.1e\n\n",
+                    double(xt::amax(xt::abs(a.value() - b.value()))()));
     }
+
+    std::printf("%zu random keys (d = %zu) -> %zu classes, %d Adam steps per width\n", o.keys, o.d, o.classes,
+                o.steps);
+    std::printf("%8s %10s %8s %18s\n", "hidden", "params", "recall", "units > 0.5 / key");
+    std::vector<double> recalls, widths_axis;
+    std::vector<Result> results;
+    for (auto h : o.widths) {
+        auto r = store(o, h, keys, targets, unembed);
+        std::printf("%8zu %10zu %7.1f%% %18.1f\n", h, 2 * o.d * h + h + o.d, 100 * r.recall, r.active_units);
+        std::fflush(stdout);
+        recalls.push_back(r.recall);
+        widths_axis.push_back(double(h));
+        results.push_back(std::move(r));
+    }
+
+    const auto dir = std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(dir);
+    plot::Chart chart;
+    chart.title = "Recall after training";
+    chart.xlabel = "log2(hidden width)";
+    chart.ylabel = "recall (fraction of keys)";
+    chart.y_range = {{0.0, 1.05}};
+    std::vector<double> log_w;
+    for (double w : widths_axis) log_w.push_back(std::log2(w));
+    chart.add("FFN block", log_w, recalls, plot::Style::LineMarkers);
+    chart.add("chance", std::vector<double>{log_w.front(), log_w.back()},
+              std::vector<double>{1.0 / o.classes, 1.0 / o.classes}, plot::Style::Dashed);
+    plot::Chart curves;
+    curves.title = "Recall during training";
+    curves.xlabel = "Adam step";
+    curves.ylabel = "recall";
+    curves.y_range = {{0.0, 1.05}};
+    for (std::size_t i = 0; i < results.size(); ++i)
+        curves.add("width " + std::to_string(o.widths[i]), results[i].curve_steps, results[i].curve);
+    plot::Sheet sheet;
+    sheet.title = "FFN block as a key-value memory: " + std::to_string(o.keys) + " random keys -> " +
+                  std::to_string(o.classes) + " classes";
+    sheet.columns = 2;
+    sheet.cell_width = 560;
+    sheet.cell_height = 420;
+    sheet.add(chart).add(curves);
+    plot::save_sheet(sheet, (dir / "ffn_memory.png").string());
+    std::printf("\nwrote %s (%.1f s in all)\n\n", (dir / "ffn_memory.png").c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+    // Claim: recall grows with width (allowing 2 points of noise) and
+    // the widest block recalls >= 95% of the keys.
+    bool grows = true;
+    for (std::size_t i = 1; i < recalls.size(); ++i) grows = grows && recalls[i] >= recalls[i - 1] - 0.02;
+    const bool ok = grows && recalls.back() >= 0.95 && recalls.back() > recalls.front() + 0.2;
+    std::printf("%s: recall grows with the hidden width (%.1f%% at %zu -> %.1f%% at %zu) and reaches >= 95%%\n",
+                ok ? "CLAIM OK" : "CLAIM FAILED", 100 * recalls.front(), o.widths.front(), 100 * recalls.back(),
+                o.widths.back());
+    return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -21,6 +21,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -129,9 +130,7 @@ plot::Chart fits_chart(const Target& target, const std::vector<double>& x, const
     return c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     Options o;
     CLI::App app{"Universal approximation: one hidden layer of N sigmoid units fits a 1-D function"};
     app.add_option("--seed", o.seed, "Random seed (initialisation)")->capture_default_str();
@@ -142,122 +141,122 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: N up to 32, 2000 steps");
     CLI11_PARSE(app, argc, argv);
+    program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {
         o.max_units = 32;
         o.steps = 2000;
     }
 
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        const auto started = std::chrono::steady_clock::now();
-        const std::vector<Target> targets = {
-            {"sine", [](double x) { return std::sin(2 * M_PI * x); }},
-            // Three jumps and a flat top: a target made of steps.
-            {"step-like", [](double x) { return x < -0.5 ? 0.0 : x < 0.1 ? 1.0 : x < 0.6 ? 0.4 : -0.6; }},
-        };
-        std::vector<std::size_t> units;
-        for (std::size_t n = 1; n <= std::size_t(o.max_units); n *= 2) units.push_back(n);
-        const auto x_train = linspace(256), x_test = linspace(1001);
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    const auto started = std::chrono::steady_clock::now();
+    const std::vector<Target> targets = {
+        {"sine", [](double x) { return std::sin(2 * M_PI * x); }},
+        // Three jumps and a flat top: a target made of steps.
+        {"step-like", [](double x) { return x < -0.5 ? 0.0 : x < 0.1 ? 1.0 : x < 0.6 ? 0.4 : -0.6; }},
+    };
+    std::vector<std::size_t> units;
+    for (std::size_t n = 1; n <= std::size_t(o.max_units); n *= 2) units.push_back(n);
+    const auto x_train = linspace(256), x_test = linspace(1001);
 
-        std::vector<std::vector<double>> errors(targets.size());
-        std::vector<std::vector<std::vector<double>>> curves(targets.size());
-        std::printf("mean squared error on 1001 points in [-1, 1] (%d Adam steps per fit, best of %d)\n%10s",
-                    o.steps, o.restarts, "N:");
-        for (auto n : units) std::printf(" %9zu", n);
+    std::vector<std::vector<double>> errors(targets.size());
+    std::vector<std::vector<std::vector<double>>> curves(targets.size());
+    std::printf("mean squared error on 1001 points in [-1, 1] (%d Adam steps per fit, best of %d)\n%10s",
+                o.steps, o.restarts, "N:");
+    for (auto n : units) std::printf(" %9zu", n);
+    std::printf("\n");
+    for (std::size_t t = 0; t < targets.size(); ++t) {
+        std::printf("%10s", targets[t].name.c_str());
+        for (auto n : units) {
+            // Gradient descent can stall in a poor local fit; the claim is
+            // about what N units can do, so keep the best of a few starts.
+            std::pair<double, std::vector<double>> best{1e30, {}};
+            for (int r = 0; r < o.restarts; ++r) {
+                auto result = fit(targets[t], n, o.seed * 1000 + n * 10 + r, o.steps, x_train, x_test);
+                if (result.first < best.first) best = result;
+            }
+            errors[t].push_back(best.first);
+            curves[t].push_back(best.second);
+            std::printf(" %9.2e", best.first);
+            std::fflush(stdout);
+        }
         std::printf("\n");
-        for (std::size_t t = 0; t < targets.size(); ++t) {
-            std::printf("%10s", targets[t].name.c_str());
-            for (auto n : units) {
-                // Gradient descent can stall in a poor local fit; the claim is
-                // about what N units can do, so keep the best of a few starts.
-                std::pair<double, std::vector<double>> best{1e30, {}};
-                for (int r = 0; r < o.restarts; ++r) {
-                    auto result = fit(targets[t], n, o.seed * 1000 + n * 10 + r, o.steps, x_train, x_test);
-                    if (result.first < best.first) best = result;
-                }
-                errors[t].push_back(best.first);
-                curves[t].push_back(best.second);
-                std::printf(" %9.2e", best.first);
-                std::fflush(stdout);
-            }
-            std::printf("\n");
-        }
-
-        // Pictures.
-        const auto dir = std::filesystem::path(o.out_dir);
-        std::filesystem::create_directories(dir);
-        const std::vector<std::size_t> show = {1, 2, 4, 16, 64};
-        plot::Sheet fits;
-        fits.columns = 2;
-        fits.cell_width = 640;
-        fits.cell_height = 420;
-        for (std::size_t t = 0; t < targets.size(); ++t)
-            fits.add(fits_chart(targets[t], x_test, show, curves[t], units));
-        plot::save_sheet(fits, (dir / "fits.png").string());
-
-        plot::Chart err;
-        err.title = "Error against the number of hidden units";
-        err.xlabel = "log2 N  (0 = 1 unit, 6 = 64 units)";
-        err.ylabel = "mean squared error";
-        err.log_y = true;
-        std::vector<double> log_units;
-        for (auto n : units) log_units.push_back(std::log2(double(n)));
-        for (std::size_t t = 0; t < targets.size(); ++t)
-            err.add(targets[t].name, log_units, errors[t], plot::Style::LineMarkers);
-        plot::save_chart(err, (dir / "error_vs_units.png").string());
-
-        // Large weights turn a sigmoid into a step, and steps add up to a
-        // staircase that follows the function.
-        plot::Chart steep;
-        steep.title = "sigmoid(w x) for growing w";
-        steep.xlabel = "x";
-        steep.ylabel = "sigmoid(w x)";
-        const auto xs = linspace(801);
-        Tensor64 x64 = Tensor64::from_data(xs.data(), {xs.size()});
-        for (double w : {1.0, 3.0, 10.0, 30.0, 100.0}) {
-            auto y = nn::sigmoid(x64 * w);
-            steep.add("w = " + std::to_string(int(w)), xs, std::vector<double>(y.value().begin(), y.value().end()));
-        }
-        plot::Chart stairs;
-        stairs.title = "sine as a sum of N steep sigmoids (no training)";
-        stairs.xlabel = "x";
-        stairs.ylabel = "f(x)";
-        stairs.y_range = {{-1.3, 1.7}};
-        std::vector<double> sine;
-        for (double v : xs) sine.push_back(targets[0].f(v));
-        stairs.series.push_back({"sin(2 pi x)", xs, sine, plot::Style::Dashed, plot::Color{0.1, 0.1, 0.1}});
-        stairs.add("N = 4", xs, staircase(targets[0], 4, xs)).add("N = 100", xs, staircase(targets[0], 100, xs));
-        plot::Sheet steps_sheet;
-        steps_sheet.columns = 2;
-        steps_sheet.cell_width = 560;
-        steps_sheet.cell_height = 400;
-        steps_sheet.add(steep).add(stairs);
-        plot::save_sheet(steps_sheet, (dir / "sigmoid_steps.png").string());
-        std::printf("\nwrote fits.png, error_vs_units.png and sigmoid_steps.png to %s (%.1f s in all)\n\n",
-                    dir.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-
-        // The claim: a big overall drop, and a falling trend. A larger N may
-        // land on a slightly worse local fit than a smaller one, so the trend
-        // allows a little noise: no N does worse than 1.5x the best smaller
-        // N (plus 1e-4, the noise floor of these fits).
-        bool ok = true;
-        for (std::size_t t = 0; t < targets.size(); ++t) {
-            const auto& e = errors[t];
-            bool falls = e.back() * 10 < e.front();
-            bool trend = true;
-            double best = e[0];
-            for (std::size_t k = 1; k < e.size(); ++k) {
-                trend = trend && e[k] <= 1.5 * best + 1e-4;
-                best = std::min(best, e[k]);
-            }
-            std::printf("%s: %s: error at N=%zu is %.0fx smaller than at N=1 (need > 10x), %s\n",
-                        falls && trend ? "CLAIM OK" : "CLAIM FAILED", targets[t].name.c_str(), units.back(),
-                        e.front() / e.back(), trend ? "and it falls with N" : "but it does not fall steadily with N");
-            ok = ok && falls && trend;
-        }
-        return ok ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
     }
+
+    // Pictures.
+    const auto dir = std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(dir);
+    const std::vector<std::size_t> show = {1, 2, 4, 16, 64};
+    plot::Sheet fits;
+    fits.columns = 2;
+    fits.cell_width = 640;
+    fits.cell_height = 420;
+    for (std::size_t t = 0; t < targets.size(); ++t)
+        fits.add(fits_chart(targets[t], x_test, show, curves[t], units));
+    plot::save_sheet(fits, (dir / "fits.png").string());
+
+    plot::Chart err;
+    err.title = "Error against the number of hidden units";
+    err.xlabel = "log2 N  (0 = 1 unit, 6 = 64 units)";
+    err.ylabel = "mean squared error";
+    err.log_y = true;
+    std::vector<double> log_units;
+    for (auto n : units) log_units.push_back(std::log2(double(n)));
+    for (std::size_t t = 0; t < targets.size(); ++t)
+        err.add(targets[t].name, log_units, errors[t], plot::Style::LineMarkers);
+    plot::save_chart(err, (dir / "error_vs_units.png").string());
+
+    // Large weights turn a sigmoid into a step, and steps add up to a
+    // staircase that follows the function.
+    plot::Chart steep;
+    steep.title = "sigmoid(w x) for growing w";
+    steep.xlabel = "x";
+    steep.ylabel = "sigmoid(w x)";
+    const auto xs = linspace(801);
+    Tensor64 x64 = Tensor64::from_data(xs.data(), {xs.size()});
+    for (double w : {1.0, 3.0, 10.0, 30.0, 100.0}) {
+        auto y = nn::sigmoid(x64 * w);
+        steep.add("w = " + std::to_string(int(w)), xs, std::vector<double>(y.value().begin(), y.value().end()));
+    }
+    plot::Chart stairs;
+    stairs.title = "sine as a sum of N steep sigmoids (no training)";
+    stairs.xlabel = "x";
+    stairs.ylabel = "f(x)";
+    stairs.y_range = {{-1.3, 1.7}};
+    std::vector<double> sine;
+    for (double v : xs) sine.push_back(targets[0].f(v));
+    stairs.series.push_back({"sin(2 pi x)", xs, sine, plot::Style::Dashed, plot::Color{0.1, 0.1, 0.1}});
+    stairs.add("N = 4", xs, staircase(targets[0], 4, xs)).add("N = 100", xs, staircase(targets[0], 100, xs));
+    plot::Sheet steps_sheet;
+    steps_sheet.columns = 2;
+    steps_sheet.cell_width = 560;
+    steps_sheet.cell_height = 400;
+    steps_sheet.add(steep).add(stairs);
+    plot::save_sheet(steps_sheet, (dir / "sigmoid_steps.png").string());
+    std::printf("\nwrote fits.png, error_vs_units.png and sigmoid_steps.png to %s (%.1f s in all)\n\n",
+                dir.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+
+    // The claim: a big overall drop, and a falling trend. A larger N may
+    // land on a slightly worse local fit than a smaller one, so the trend
+    // allows a little noise: no N does worse than 1.5x the best smaller
+    // N (plus 1e-4, the noise floor of these fits).
+    bool ok = true;
+    for (std::size_t t = 0; t < targets.size(); ++t) {
+        const auto& e = errors[t];
+        bool falls = e.back() * 10 < e.front();
+        bool trend = true;
+        double best = e[0];
+        for (std::size_t k = 1; k < e.size(); ++k) {
+            trend = trend && e[k] <= 1.5 * best + 1e-4;
+            best = std::min(best, e[k]);
+        }
+        std::printf("%s: %s: error at N=%zu is %.0fx smaller than at N=1 (need > 10x), %s\n",
+                    falls && trend ? "CLAIM OK" : "CLAIM FAILED", targets[t].name.c_str(), units.back(),
+                    e.front() / e.back(), trend ? "and it falls with N" : "but it does not fall steadily with N");
+        ok = ok && falls && trend;
+    }
+    return ok ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -24,6 +24,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "common/plot.hpp"
+#include "common/program.hpp"
 
 using namespace tapegrad;
 
@@ -245,9 +246,7 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
     return all_ok;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int program_main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = "out/xor";
     bool quick = false;
@@ -256,11 +255,11 @@ int main(int argc, char** argv) {
     app.add_option("--out-dir", out_dir, "Where the pictures go")->capture_default_str();
     app.add_flag("--quick", quick, "Smoke test (this example is already quick: the same run)");
     CLI11_PARSE(app, argc, argv);
-    try {
-        set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-        return run(seed, out_dir) ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
+    program::prepare_out_dir(out_dir);  // refused now, not after the work
+    set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
+    return run(seed, out_dir) ? 0 : 1;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return program::run_main(argc, argv, program_main); }

@@ -14,18 +14,26 @@ namespace tapegrad::nn {
 
 namespace {
 // Each tensor once, so one listed twice is neither counted nor scaled twice.
+// Only tensors that keep a .grad qualify: a tensor computed by an op has
+// none (it would be a bug upstream, e.g. a parameter list built from outputs).
 template <class T>
-std::vector<BasicTensor<T>> distinct(const std::vector<BasicTensor<T>>& params) {
+std::vector<BasicTensor<T>> distinct(const char* who, const std::vector<BasicTensor<T>>& params) {
     std::vector<BasicTensor<T>> out;
-    for (const auto& p : params)
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto& p = params[i];
+        if (!p.defined()) throw ValueError(std::string(who) + ": tensor " + std::to_string(i) + " is undefined");
+        if (!p.is_leaf() && !p.retains_grad())
+            throw ValueError(std::string(who) + ": tensor " + std::to_string(i) + " was produced by '" + p.op_name() +
+                             "', not a parameter: it keeps no .grad (pass leaves, or call retain_grad() on it)");
         if (std::none_of(out.begin(), out.end(), [&](const auto& q) { return q.same(p); })) out.push_back(p);
+    }
     return out;
 }
 }  // namespace
 
 template <class T>
 double clip_grad_norm_(const std::vector<BasicTensor<T>>& listed, double max_norm, double norm_type) {
-    const auto params = distinct(listed);
+    const auto params = distinct("clip_grad_norm_", listed);
     if (!(max_norm >= 0)) throw ValueError("clip_grad_norm_: max_norm must be >= 0, got " + std::to_string(max_norm));
     if (!(norm_type > 0))
         throw ValueError("clip_grad_norm_: norm_type must be > 0 (or infinity), got " + std::to_string(norm_type));
@@ -58,7 +66,7 @@ double clip_grad_norm_(const std::vector<BasicTensor<T>>& listed, double max_nor
 
 template <class T>
 void clip_grad_value_(const std::vector<BasicTensor<T>>& listed, double clip) {
-    const auto params = distinct(listed);
+    const auto params = distinct("clip_grad_value_", listed);
     if (!(clip >= 0)) throw ValueError("clip_grad_value_: clip must be >= 0, got " + std::to_string(clip));
     NoGradGuard no_grad;
     const T c = static_cast<T>(clip);

@@ -1,6 +1,7 @@
 #include <tapegrad/nn/losses.hpp>
 
 #include <limits>
+#include <sstream>
 
 #include <tapegrad/nn/activations.hpp>
 #include <tapegrad/nn/shape_util.hpp>
@@ -47,6 +48,21 @@ void check_labels(const char* loss, const BasicTensor<T>& scores, const Index& l
                              std::to_string(i) + ") is out of range for " + std::to_string(classes) + " classes");
 }
 
+// PyTorch's rule for binary_cross_entropy: probabilities and targets lie in
+// [0, 1]. Outside it (or NaN) the loss is not a cross-entropy: clamping
+// would return a number for a bug upstream (a missing sigmoid, a label 2).
+template <class T>
+void check_unit_interval(const char* loss, const char* what, const BasicTensor<T>& x) {
+    const T* v = x.value().data();
+    for (std::size_t i = 0; i < x.size(); ++i)
+        if (!(v[i] >= T(0) && v[i] <= T(1))) {
+            std::ostringstream os;
+            os << loss << ": every " << what << " must be in [0, 1], got " << v[i] << " at flat index " << i
+               << " of shape " << shape_string(x.shape());
+            throw ValueError(os.str());
+        }
+}
+
 }  // namespace
 
 template <class T>
@@ -59,6 +75,8 @@ BasicTensor<T> mse_loss(const BasicTensor<T>& prediction, const BasicTensor<T>& 
 template <class T>
 BasicTensor<T> binary_cross_entropy(const BasicTensor<T>& p, const BasicTensor<T>& t, Reduction reduction) {
     same_shape("binary_cross_entropy", p, t);
+    check_unit_interval("binary_cross_entropy", "input probability", p);
+    check_unit_interval("binary_cross_entropy", "target", t);
     const T eps = std::numeric_limits<T>::epsilon();
     auto q = clamp(p, eps, T(1) - eps);
     auto losses = neg(t * log(q) + (Scalar<T>(1) - t) * log(Scalar<T>(1) - q));

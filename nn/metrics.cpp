@@ -1,5 +1,6 @@
 #include <tapegrad/nn/metrics.hpp>
 
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/nn/shape_util.hpp>
 
 namespace tapegrad::nn {
@@ -51,6 +52,7 @@ double accuracy(const BasicTensor<T>& scores, const Index& labels) {
 
 Array<std::int64_t> confusion_matrix(const Index& predicted, const Index& labels, std::size_t classes) {
     check_sizes("confusion_matrix", predicted.size(), labels);
+    detail::checked_numel("confusion_matrix", Shape{classes, classes});  // 2^32 classes: 2^64 counts
     Array<std::int64_t> counts = xt::zeros<std::int64_t>({classes, classes});
     const auto n = static_cast<std::int64_t>(classes);
     for (std::size_t i = 0; i < labels.size(); ++i) {

@@ -17,6 +17,7 @@
 #include <numeric>
 #include <string>
 
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/shape.hpp>
 
@@ -115,6 +116,7 @@ template <class T>
 BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool gather) {
     const Blocks b = blocks(x.shape(), p->axis);
     const Shape out_shape = gather ? p->index_shape : with_dim(x.shape(), p->axis, p->index.size());
+    detail::checked_numel(gather ? "gather" : "index_select", out_shape);
     const std::size_t m = out_shape[p->axis];
     Array<T> y = Array<T>::from_shape(out_shape);
     const T* src = x.value().data();
@@ -217,9 +219,14 @@ BasicTensor<T> concat(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis
                              detail::shape_str(x.shape()) + " differ outside axis " + std::to_string(ax));
         widths.push_back(x.shape()[ax]);
     }
+    // Each width fits (its tensor exists); the sum stops growing once it is
+    // too large, so it cannot wrap before checked_numel refuses it.
+    std::size_t total = 0;
+    for (std::size_t w : widths) total = total > detail::max_numel ? total : total + w;
+    const Shape out_shape = with_dim(xs[0].shape(), ax, total);
+    detail::checked_numel("concat", out_shape);
     const Blocks b = blocks(xs[0].shape(), ax);
-    Array<T> y = Array<T>::from_shape(
-        with_dim(xs[0].shape(), ax, std::accumulate(widths.begin(), widths.end(), std::size_t(0))));
+    Array<T> y = Array<T>::from_shape(out_shape);
     join(xs, widths, b.outer, b.inner, y);
     Op<T> op("concat", xs);
     auto out = op.output(std::move(y));
@@ -248,6 +255,7 @@ BasicTensor<T> stack(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis)
     const Shape in = xs[0].shape_vector();
     Shape out_shape = in;
     out_shape.insert(out_shape.begin() + std::ptrdiff_t(ax), xs.size());
+    detail::checked_numel("stack", out_shape);
     const Blocks b = blocks(out_shape, ax);
     Array<T> y = Array<T>::from_shape(out_shape);
     join(xs, std::vector<std::size_t>(xs.size(), 1), b.outer, b.inner, y);
@@ -276,8 +284,7 @@ template <class T>
 BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& index, const Shape& index_shape) {
     auto p = std::make_shared<Pick>();
     p->axis = detail::normalize_axis("gather", axis, x.dim());
-    const std::size_t count = std::accumulate(index_shape.begin(), index_shape.end(), std::size_t(1),
-                                              std::multiplies<std::size_t>());
+    const std::size_t count = detail::checked_numel("gather", index_shape);
     bool fits = index_shape.size() == x.dim() && count == index.size();
     for (std::size_t d = 0; fits && d < x.dim(); ++d) fits = d == p->axis || index_shape[d] == x.shape()[d];
     if (!fits)
@@ -293,6 +300,7 @@ BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index&
 
 template <class T>
 BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes) {
+    detail::checked_numel("one_hot", Shape{labels.size(), num_classes});
     Array<T> y = xt::zeros<T>({labels.size(), num_classes});
     for (std::size_t i = 0; i < labels.size(); ++i) {
         if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)

@@ -22,6 +22,7 @@
 #include <xtensor-blas/xblas.hpp>  // cxxblas::gemm on raw pointers
 #include <xtensor/xmanipulation.hpp>
 
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
 
 namespace tapegrad {
@@ -96,6 +97,7 @@ Plan plan(const S& sa, const S& sb, bool ta, bool tb, Mode mode) {
     } else {
         p.out = (p.batched_a || p.batched_b) ? Shape{p.batch, p.m, p.n} : Shape{p.m, p.n};
     }
+    detail::checked_numel("matmul", p.out);  // [2^40, 0] @ [0, 2^40]: each fits, the product does not
     return p;
 }
 

@@ -1,6 +1,7 @@
 // reshape, broadcast_to and clone: forward and vector-Jacobian product side by side.
 #include <tapegrad/ops/shape.hpp>
 
+#include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/kernels/elementwise.hpp>
 
@@ -23,10 +24,16 @@ BasicTensor<T> reshape(const BasicTensor<T>& x, const std::vector<std::int64_t>&
             throw ShapeError("reshape: dimension " + std::to_string(shape[i]) + " is negative");
         } else {
             target[i] = static_cast<std::size_t>(shape[i]);
-            known *= target[i];
         }
     }
+    // The known dimensions' product is checked before it is used: wrapped
+    // around, [2^33, 2^33] would "hold" the 0 elements of an empty tensor.
+    std::vector<std::size_t> known_dims;
+    for (std::size_t i = 0; i < target.size(); ++i)
+        if (std::ptrdiff_t(i) != inferred) known_dims.push_back(target[i]);
+    known = detail::checked_numel("reshape", known_dims);
     if (inferred >= 0) target[inferred] = known == 0 ? 0 : x.size() / known;
+    detail::checked_numel("reshape", target);
     std::size_t total = 1;
     for (auto d : target) total *= d;
     if (total != x.size())

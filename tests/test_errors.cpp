@@ -27,6 +27,7 @@
 //     ................................ tests/test_idx.cpp, tests/test_npz.cpp
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -239,4 +240,78 @@ TEST_CASE("errors: a checkpoint loaded into a different architecture names the p
     const auto before = narrower.parameters()[0].value();
     CHECK_THROWS(nn::load_checkpoint(tmp.file("small.npz"), narrower));
     CHECK(narrower.parameters()[0].value() == before);
+}
+
+// Regression tests for what the API fuzzer (tests/fuzz/api_fuzz.cpp) and
+// misuse by hand found: each was accepted silently or crashed before.
+
+TEST_CASE("errors: a shape whose element count overflows is refused wherever a shape is built") {
+    const std::size_t big = std::size_t(1) << 40;
+    // 2^40 x 2^30 elements wrapped around to 0: zeros returned a tensor.
+    require_error<ValueError>([&] { Tensor::zeros({big, std::size_t(1) << 30}); },
+                              {"full", "[1099511627776, 1073741824]", "too many elements"});
+    require_error<ValueError>([&] { Tensor64::randn({big, big}); }, {"randn", "too many elements"});
+    require_error<ValueError>([&] { Tensor64::rand({big, big, 0}); }, {"rand", "too many elements"});
+    // An empty tensor with huge dimensions is fine; what is built from it is checked.
+    const auto wide = Tensor64::zeros({big, 0});
+    const auto tall = Tensor64::zeros({0, big});
+    CHECK(wide.size() == 0);
+    require_error<ValueError>([&] { matmul(wide, tall); }, {"matmul", "[1099511627776, 1099511627776]"});
+    require_error<ValueError>([&] { Tensor64::zeros({big, 1, 0}) + Tensor64::zeros({1, big, 0}); },
+                              {"add", "too many elements"});
+    require_error<ValueError>([&] { broadcast_to(Tensor64::zeros({1, 0}), Shape{big, big, 0}); },
+                              {"broadcast_to", "too many elements"});
+    require_error<ValueError>([&] { reshape(tall, {std::int64_t(big), std::int64_t(big), 0}); },
+                              {"reshape", "too many elements"});
+    require_error<ValueError>([&] { reshape(tall, {std::int64_t(big), std::int64_t(big), -1}); },
+                              {"reshape", "too many elements"});
+    require_error<ValueError>([&] { index_select(tall, 0, Index{0}); }, {"index_select", "out of range"});
+    const auto huge_rows = Tensor64::zeros({std::size_t(1) << 59, 0});  // 2^59: fits, twice it does not
+    require_error<ValueError>([&] { stack<double>({huge_rows, huge_rows, huge_rows, huge_rows}); },
+                              {"stack", "too many elements"});
+    require_error<ValueError>([&] { concat<double>({huge_rows, huge_rows, huge_rows, huge_rows}); },
+                              {"concat", "too many elements"});
+    require_error<ValueError>([&] { one_hot<double>(Index{0, 1}, std::size_t(1) << 63); },
+                              {"one_hot", "too many elements"});
+    require_error<ValueError>([&] { gather(wide, 1, Index{}, Shape{big, big}); }, {"gather", "too many elements"});
+    require_error<ValueError>([&] { Tensor64::arange(0.0, 1e300); }, {"arange", "too many"});
+    require_error<ValueError>([&] { Tensor64::arange(0.0, std::nan("")); }, {"arange", "finite"});
+}
+
+TEST_CASE("errors: binary_cross_entropy refuses values outside [0, 1], naming the first and its index") {
+    const Tensor64 ok({0.2, 0.5, 0.9});
+    require_error<ValueError>([&] { nn::binary_cross_entropy(Tensor64({0.2, 1.5, -1.0}), ok); },
+                              {"binary_cross_entropy", "input probability", "[0, 1]", "1.5", "index 1"});
+    require_error<ValueError>([&] { nn::binary_cross_entropy(ok, Tensor64({0.0, 1.0, 2.0})); },
+                              {"binary_cross_entropy", "target", "2", "index 2"});
+    require_error<ValueError>([&] { nn::binary_cross_entropy(Tensor64({0.2, std::nan(""), 0.1}), ok); },
+                              {"binary_cross_entropy", "nan", "index 1"});
+    // The edges are probabilities.
+    CHECK(std::isfinite(nn::binary_cross_entropy(Tensor64({0.0, 1.0, 0.5}), Tensor64({0.0, 1.0, 1.0})).item()));
+}
+
+TEST_CASE("errors: from_data with a null pointer and a non-empty shape") {
+    require_error<ValueError>([] { Tensor::from_data(nullptr, {2, 2}); }, {"from_data", "null", "[2, 2]"});
+    // No elements to read: no data needed.
+    CHECK(Tensor::from_data(nullptr, {0, 3}).shape_vector() == Shape{0, 3});
+}
+
+TEST_CASE("errors: found by the API fuzzer") {
+    // arange counted by xtensor allocated inside noexcept code: a huge but
+    // representable count ended in std::terminate, a negative one was UB.
+    require_error<ValueError>([] { Tensor::arange(0.0f, 1e30f, 1.0f); }, {"arange", "too many"});
+    CHECK(Tensor64::arange(3.0, 0.0, 1.0).size() == 0);
+    CHECK(Tensor64::arange(0.0, 1.0, 0.25).value() == Tensor64({0.0, 0.25, 0.5, 0.75}).value());
+    // 2^32 + 1 classes: the counts' element count wrapped to 2^33 + 1.
+    require_error<ValueError>([] { nn::confusion_matrix(Index{0}, Index{0}, (std::size_t(1) << 32) + 1); },
+                              {"confusion_matrix", "too many elements"});
+    // A tensor made by an op has no .grad: the error came from grad() and did not name the clipping.
+    Tensor64 w({1.0, -2.0}, true);
+    require_error<ValueError>([&] { nn::clip_grad_norm_<double>({w, abs(w)}, 1.0); },
+                              {"clip_grad_norm_", "tensor 1", "'abs'"});
+    require_error<ValueError>([&] { nn::clip_grad_value_<double>({abs(w)}, 1.0); }, {"clip_grad_value_", "'abs'"});
+    // A sum over an empty leading axis is 0 (it was left uninitialised).
+    const auto s = sum(Tensor64::zeros({0, 16}), {0});
+    CHECK(s.shape_vector() == Shape{16});
+    for (double v : s.value()) CHECK(v == 0.0);
 }
