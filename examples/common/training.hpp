@@ -84,11 +84,11 @@ private:
 
     Options o_;
     tapegrad::Generator& gen_;
+    const tapegrad::distributed::Session* session_;
+    int rank_, ranks_;  // before model_: the model's dropout seeds use rank_
     std::shared_ptr<tapegrad::nn::Sequential<float>> model_;
     std::unique_ptr<tapegrad::nn::Optimizer<float>> optimizer_;
     std::unique_ptr<tapegrad::nn::CosineLR> schedule_;
-    const tapegrad::distributed::Session* session_;
-    int rank_ = 0, ranks_ = 1;
     std::unique_ptr<tapegrad::distributed::ShardedBatches> batches_;  // all of each batch on one rank
     std::unique_ptr<tapegrad::distributed::GradientAverager<float>> averager_;
     std::size_t epoch_ = 0, step_ = 0;
