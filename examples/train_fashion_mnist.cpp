@@ -10,6 +10,12 @@
 // --checkpoint-every N steps) it rewrites the run checkpoint
 // <out-dir>/checkpoint.npz; --resume <that file> continues a stopped or
 // killed run with the same options, bit for bit.
+//
+//   mpirun -np 2 build/examples/train_fashion_mnist   # data-parallel over 2 processes
+//
+// Under mpirun every rank trains a replica on its slice of each global batch
+// (--batch-size is the global batch) and the gradients are averaged
+// (docs/distributed.md); only rank 0 prints and writes files.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +27,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
@@ -91,11 +98,12 @@ void print_confusion(const xt::xarray<std::int64_t>& cm) {
     }
 }
 
-int program_main(int argc, char** argv) {
+int train_job(int argc, char** argv, const distributed::Session& session) {
+    if (!session.is_root()) std::freopen("/dev/null", "w", stdout);  // rank 0 reports for all
     Options o;
     CLI::App app{"Train an MLP on Fashion-MNIST with tapegrad"};
     app.add_option("--epochs", o.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "Mini-batch size (1 = pure SGD)")
+    app.add_option("--batch-size", o.batch_size, "Mini-batch size over all ranks (1 = pure SGD)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_option("--lr", o.lr, "Learning rate (cosine-annealed to 0)")->check(CLI::PositiveNumber)->capture_default_str();
@@ -142,12 +150,16 @@ int program_main(int argc, char** argv) {
                 validation.size(), test.size(), seconds_since(started));
 
     o.checkpoint = (std::filesystem::path(o.out_dir) / "checkpoint.npz").string();
-    training::Run run(o, train, gen);
+    training::Run run(o, train, gen, &session);
+    if (session.size() > 1)
+        std::printf("data-parallel over %d ranks: global batch %zu, about %zu rows per rank\n", session.size(),
+                    o.batch_size, o.batch_size / std::size_t(session.size()));
     auto& model = run.model();
     std::cout << model << "\n";
     auto epoch_start = Clock::now(), last_draw = epoch_start;
     training::Hooks hooks;
     hooks.on_step = [&](std::size_t epoch, std::size_t step, std::size_t steps, double loss) {
+        if (!session.is_root()) return;
         if (std::chrono::duration<double>(Clock::now() - last_draw).count() > 0.2 || step == steps) {
             last_draw = Clock::now();
             progress(epoch, o.epochs, step, steps, step / seconds_since(epoch_start), loss, step == steps);
@@ -171,6 +183,7 @@ int program_main(int argc, char** argv) {
     std::printf("\ntest accuracy: %.2f%%  (%zu test images; total time %.1f s)\n", 100 * test_acc, test.size(),
                 seconds_since(started));
     print_confusion(cm);
+    if (!session.is_root()) return 0;
 
     std::filesystem::create_directories(o.out_dir);
     const auto out = std::filesystem::path(o.out_dir);
@@ -203,6 +216,18 @@ int program_main(int argc, char** argv) {
     std::printf("\nwrote %s, %s and %s\n", (out / "model.npz").c_str(), (out / "training_curve.png").c_str(),
                 (out / "confusion_matrix.png").c_str());
     return 0;
+}
+
+// One process, or one rank of an mpirun job. A rank that fails ends the
+// whole job with its message: the others would wait for it forever.
+int program_main(int argc, char** argv) {
+    distributed::Session session(argc, argv);
+    try {
+        return train_job(argc, argv, session);
+    } catch (const std::exception& e) {
+        if (session.size() > 1) session.abort(1, std::string("error: ") + e.what());
+        throw;
+    }
 }
 
 }  // namespace

@@ -14,15 +14,18 @@ std::unique_ptr<nn::Optimizer<float>> make_optimizer(const Options& o, std::vect
     return std::make_unique<nn::AdamW<float>>(params, o.lr, 0.9, 0.999, 1e-8, o.weight_decay);
 }
 
-// An MLP with dropout after each hidden activation.
+// An MLP with dropout after each hidden activation. Each rank draws its own
+// dropout masks (rank 0 those of a single-process run).
 std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t in, std::size_t out,
-                                                    Generator& gen) {
+                                                    Generator& gen, int rank) {
     auto model = std::make_shared<nn::Sequential<float>>();
     std::size_t width = in;
     for (auto h : o.hidden) {
         model->emplace<nn::Linear<float>>(width, h, true, gen);
         model->push_back(nn::make_activation<float>(o.activation));
-        if (o.dropout > 0) model->emplace<nn::Dropout<float>>(static_cast<float>(o.dropout), gen.engine()());
+        if (o.dropout > 0)
+            model->emplace<nn::Dropout<float>>(static_cast<float>(o.dropout),
+                                               gen.engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank)));
         width = h;
     }
     model->emplace<nn::Linear<float>>(width, out, true, gen);
@@ -31,20 +34,28 @@ std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t
 
 }  // namespace
 
-Run::Run(const Options& options, const data::Dataset& train, Generator& gen)
+Run::Run(const Options& options, const data::Dataset& train, Generator& gen, const distributed::Session* session)
     : o_(options),
       gen_(gen),
-      model_(build_model(o_, train.dim(), train.classes, gen)),
+      session_(session),
+      rank_(session ? session->rank() : 0),
+      ranks_(session ? session->size() : 1),
+      model_(build_model(o_, train.dim(), train.classes, gen, rank_)),
       optimizer_(make_optimizer(o_, model_->parameters())),
       schedule_(std::make_unique<nn::CosineLR>(*optimizer_, o_.epochs)),
-      batches_(std::make_unique<data::BatchIterator>(train, o_.batch_size, gen)) {}
+      batches_(std::make_unique<distributed::ShardedBatches>(train, o_.batch_size, gen, rank_, ranks_)) {
+    if (ranks_ > 1) {
+        distributed::broadcast(model_->parameters());  // one starting point for every replica
+        averager_ = std::make_unique<distributed::GradientAverager<float>>(model_->parameters());
+    }
+}
 
 nn::RunState<float> Run::state() {
     nn::RunState<float> s;
     s.module = model_.get();
     s.optimizer = optimizer_.get();
     s.schedule = schedule_.get();
-    s.batches = batches_.get();
+    s.batches = &batches_->global();  // the data order, the same on every rank
     // `gen_` initialised the model and shuffles the data; nothing in the
     // loop draws from the default generator, but user layers might.
     s.generators = {{"main", &gen_}, {"default", &default_generator()}};
@@ -55,6 +66,7 @@ nn::RunState<float> Run::state() {
 }
 
 void Run::save() {
+    if (rank_ != 0) return;  // the replicas are equal: rank 0 writes for all
     const std::filesystem::path path(o_.checkpoint);
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
     nn::save_run(o_.checkpoint, state());
@@ -64,6 +76,13 @@ void Run::train(const Hooks& hooks) {
     if (!o_.resume.empty()) {
         auto s = state();
         nn::load_run(o_.resume, s);
+        // The file holds rank 0's dropout generators. Other ranks derive
+        // theirs from them, so replicas keep drawing different masks (the
+        // masks then differ from those of an uninterrupted run:
+        // docs/distributed.md, "Resuming").
+        if (rank_ > 0)
+            for (auto& [name, g] : model_->named_generators())
+                g->seed(g->engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank_)));
         epoch_ = s.epoch;
         step_ = s.step;
         for (auto& [name, values] : s.series) {
@@ -83,17 +102,24 @@ void Run::train(const Hooks& hooks) {
         while (batches_->next(x, y)) {
             auto loss = nn::cross_entropy(model_->forward(x), y);
             optimizer_->zero_grad();
+            if (averager_) averager_->set_weight(batches_->weight());
             loss.backward();
+            if (averager_) averager_->finish();  // .grad = the gradient of the global batch
             optimizer_->step();
-            epoch_loss_sum_ += loss.item();
+            epoch_loss_sum_ += loss.item() * batches_->weight();
             ++epoch_steps_;
             ++step_;
             if (hooks.on_step)
-                hooks.on_step(epoch, epoch_steps_, batches_->batches_per_epoch(), epoch_loss_sum_ / epoch_steps_);
+                hooks.on_step(epoch, epoch_steps_, batches_->batches_per_epoch(),
+                              epoch_loss_sum_ * ranks_ / epoch_steps_);  // this rank's rows
             if (!o_.checkpoint.empty() && o_.checkpoint_every && step_ % o_.checkpoint_every == 0) save();
         }
         // next() has drawn the next epoch's order already: the checkpoint
         // below holds it with the generator state after the draw.
+        if (ranks_ > 1) {
+            distributed::check_replicas(*model_, "after epoch " + std::to_string(epoch));
+            epoch_loss_sum_ = session_->sum(epoch_loss_sum_);  // all ranks' rows
+        }
         const EpochReport report{epoch, epoch_loss_sum_ / std::max<std::size_t>(epoch_steps_, 1), optimizer_->lr()};
         schedule_->step();
         scores_.push_back(hooks.on_epoch ? hooks.on_epoch(report) : 0.0);

@@ -6,6 +6,11 @@
 //
 //   training::Run run(options, train_set, gen);
 //   run.train({on_step, on_epoch});
+//
+// Given a distributed::Session of several ranks (mpirun), every rank trains a
+// replica on its slice of each global batch of options.batch_size rows and
+// the gradients are averaged (docs/distributed.md); only rank 0 writes the
+// run checkpoint, every rank resumes from it.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <tapegrad/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
 
@@ -55,8 +61,10 @@ class Run {
 public:
     // Builds the model, the optimiser, the schedule and the batch iterator,
     // drawing from `gen` in that order (so a seed fixes every number).
-    // `train` and `gen` must outlive the run.
-    Run(const Options& options, const tapegrad::data::Dataset& train, tapegrad::Generator& gen);
+    // `train`, `gen` and `session` must outlive the run. Without a session
+    // (or with one of one rank) the run is a single process.
+    Run(const Options& options, const tapegrad::data::Dataset& train, tapegrad::Generator& gen,
+        const tapegrad::distributed::Session* session = nullptr);
 
     // Continues from options.resume if set, then trains up to
     // options.epochs (or stop_after_epoch).
@@ -76,12 +84,15 @@ private:
 
     Options o_;
     tapegrad::Generator& gen_;
+    const tapegrad::distributed::Session* session_;
+    int rank_, ranks_;  // before model_: the model's dropout seeds use rank_
     std::shared_ptr<tapegrad::nn::Sequential<float>> model_;
     std::unique_ptr<tapegrad::nn::Optimizer<float>> optimizer_;
     std::unique_ptr<tapegrad::nn::CosineLR> schedule_;
-    std::unique_ptr<tapegrad::data::BatchIterator> batches_;
+    std::unique_ptr<tapegrad::distributed::ShardedBatches> batches_;  // all of each batch on one rank
+    std::unique_ptr<tapegrad::distributed::GradientAverager<float>> averager_;
     std::size_t epoch_ = 0, step_ = 0;
-    double epoch_loss_sum_ = 0;  // of the epoch in progress
+    double epoch_loss_sum_ = 0;  // of the epoch in progress, this rank's loss times its share of each batch
     std::size_t epoch_steps_ = 0;
     std::vector<double> losses_, scores_;
 };

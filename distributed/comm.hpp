@@ -1,0 +1,41 @@
+// The few collective operations the distributed API needs, behind one small
+// interface: comm_mpi.cpp implements it with MPI, comm_single.cpp for one
+// process (built when CMake finds no MPI). Internal; not installed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tapegrad::distributed::comm {
+
+bool available();
+// Starts the runtime unless something else did; true if this call started it.
+bool init(int* argc, char*** argv);
+void finalize();
+int rank();
+int size();
+[[noreturn]] void abort(int code);
+void barrier();
+double sum(double value);
+void broadcast_bytes(void* data, std::size_t bytes, int root);
+// Every rank's `local` (same length on all ranks), rank after rank.
+std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local);
+
+// A non-blocking in-place sum over ranks.
+class Pending {
+public:
+    Pending() = default;
+    static Pending start_sum(float* data, std::size_t n);
+    static Pending start_sum(double* data, std::size_t n);
+    bool done();  // also drives progress; true once finished (and when nothing is pending)
+    void wait();
+    bool active() const { return active_; }
+
+private:
+    std::uintptr_t handle_ = 0;  // the MPI_Request's bits (a pointer or an int, by implementation)
+    bool active_ = false;
+};
+
+}  // namespace tapegrad::distributed::comm

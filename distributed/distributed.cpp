@@ -1,0 +1,157 @@
+// Session, broadcast, replica checks and sharded batches (distributed.hpp).
+// The gradient averager is in gradient_averager.cpp; every MPI call goes
+// through comm.hpp.
+#include <tapegrad/distributed/distributed.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iomanip>
+#include <sstream>
+
+#include "comm.hpp"
+
+namespace tapegrad::distributed {
+
+bool mpi_available() { return comm::available(); }
+
+Session::Session(int& argc, char**& argv) : owns_mpi_(comm::init(&argc, &argv)) {
+    rank_ = comm::rank();
+    size_ = comm::size();
+}
+
+Session::Session() : owns_mpi_(comm::init(nullptr, nullptr)) {
+    rank_ = comm::rank();
+    size_ = comm::size();
+}
+
+Session::~Session() {
+    if (std::uncaught_exceptions() > 0 && size_ > 1)
+        abort(1, "an exception left the distributed session; ending every rank so none waits forever");
+    if (owns_mpi_) comm::finalize();
+}
+
+void Session::abort(int code, const std::string& message) const {
+    std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
+    std::fflush(stderr);
+    comm::abort(code);
+}
+
+void Session::barrier() const { comm::barrier(); }
+
+double Session::sum(double value) const { return comm::sum(value); }
+
+template <class T>
+void broadcast(const std::vector<BasicTensor<T>>& tensors, int root) {
+    if (comm::size() == 1) return;
+    for (auto t : tensors) {
+        t.modify([&](Array<T>& v) { comm::broadcast_bytes(v.data(), v.size() * sizeof(T), root); });
+    }
+}
+
+namespace {
+
+void fnv1a(std::uint64_t& h, const void* data, std::size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < bytes; ++i) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+}
+
+template <class T>
+std::uint64_t hash_one(const BasicTensor<T>& t, std::uint64_t h) {
+    for (auto d : t.shape()) {
+        const std::uint64_t d64 = d;
+        fnv1a(h, &d64, sizeof d64);
+    }
+    fnv1a(h, t.value().data(), t.value().size() * sizeof(T));
+    return h;
+}
+
+constexpr std::uint64_t kFnvOffset = 14695981039346656037ull;
+
+std::string hex(std::uint64_t h) {
+    std::ostringstream os;
+    os << std::hex << std::setw(16) << std::setfill('0') << h;
+    return os.str();
+}
+
+}  // namespace
+
+template <class T>
+std::uint64_t hash_values(const std::vector<BasicTensor<T>>& tensors) {
+    std::uint64_t h = kFnvOffset;
+    for (const auto& t : tensors) h = hash_one(t, h);
+    return h;
+}
+
+template <class T>
+void check_replicas(const nn::ModuleBase<T>& model, const std::string& context) {
+    const auto named = model.named_parameters();
+    std::vector<std::uint64_t> local;
+    for (const auto& [name, t] : named) local.push_back(hash_one(t, kFnvOffset));
+    const auto all = comm::all_gather(local);
+    const std::size_t n = local.size();
+    for (std::size_t r = 1; r < all.size() / std::max<std::size_t>(n, 1); ++r) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (all[r * n + i] == all[i]) continue;
+            throw ReplicaError("check_replicas (" + context + "): rank " + std::to_string(r) +
+                               " differs from rank 0, first in parameter '" + named[i].first + "' (hash " +
+                               hex(all[r * n + i]) + " vs " + hex(all[i]) + ")");
+        }
+    }
+}
+
+ShardedBatches::ShardedBatches(const data::Dataset& d, std::size_t global_batch, Generator& gen,
+                               const Session& session, bool shuffle)
+    : ShardedBatches(d, global_batch, gen, session.rank(), session.size(), shuffle) {}
+
+ShardedBatches::ShardedBatches(const data::Dataset& d, std::size_t global_batch, Generator& gen, int rank, int size,
+                               bool shuffle)
+    : all_(d, global_batch, gen, shuffle), global_batch_(global_batch), data_size_(d.size()), rank_(rank),
+      size_(size) {
+    if (size < 1 || rank < 0 || rank >= size)
+        throw ValueError("ShardedBatches: rank " + std::to_string(rank) + " is not in [0, " + std::to_string(size) +
+                         ")");
+    if (global_batch < std::size_t(size))
+        throw ValueError("ShardedBatches: a global batch of " + std::to_string(global_batch) +
+                         " rows cannot give each of " + std::to_string(size) + " ranks a row");
+}
+
+std::size_t ShardedBatches::batches_per_epoch() const {
+    const std::size_t full = data_size_ / global_batch_, rest = data_size_ % global_batch_;
+    return full + (rest >= std::size_t(size_) ? 1 : 0);
+}
+
+bool ShardedBatches::next(Tensor& features, Index& labels) {
+    Tensor gx;
+    Index gy;
+    if (!all_.next(gx, gy)) return false;
+    const std::size_t n = gy.size(), ranks = std::size_t(size_), r = std::size_t(rank_);
+    if (n < ranks) {  // too few rows for every rank: the epoch ends here
+        Tensor rest_x;
+        Index rest_y;
+        while (all_.next(rest_x, rest_y)) {
+        }
+        return false;
+    }
+    const std::size_t base = n / ranks, extra = n % ranks;
+    const std::size_t begin = r * base + std::min(r, extra), rows = base + (r < extra ? 1 : 0);
+    const std::size_t dim = gx.value().size() / n;
+    Array<float> x = Array<float>::from_shape({rows, dim});
+    std::memcpy(x.data(), gx.value().data() + begin * dim, rows * dim * sizeof(float));
+    labels.assign(gy.begin() + std::ptrdiff_t(begin), gy.begin() + std::ptrdiff_t(begin + rows));
+    features = Tensor(std::move(x));
+    weight_ = double(rows) / double(n);
+    return true;
+}
+
+template void broadcast(const std::vector<BasicTensor<float>>&, int);
+template void broadcast(const std::vector<BasicTensor<double>>&, int);
+template std::uint64_t hash_values(const std::vector<BasicTensor<float>>&);
+template std::uint64_t hash_values(const std::vector<BasicTensor<double>>&);
+template void check_replicas(const nn::ModuleBase<float>&, const std::string&);
+template void check_replicas(const nn::ModuleBase<double>&, const std::string&);
+
+}  // namespace tapegrad::distributed

@@ -1,0 +1,180 @@
+// GradientAverager (distributed.hpp): bucketed all-reduce of gradients,
+// started from grad-ready hooks during backward.
+#include <tapegrad/distributed/distributed.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "comm.hpp"
+
+namespace tapegrad::distributed {
+
+template <class T>
+struct GradientAverager<T>::State {
+    struct Slot {
+        BasicTensor<T> param;
+        std::size_t bucket = 0, offset = 0, flag = 0;  // flag: element counting ranks that had a gradient
+        bool ready = false;
+    };
+    struct Bucket {
+        std::vector<T> data;  // the gradients, then one flag per slot
+        std::vector<std::size_t> slots;
+        std::size_t ready = 0;
+        comm::Pending pending;
+        bool started = false;
+    };
+    std::vector<Slot> slots;
+    std::vector<Bucket> buckets;
+    std::size_t next_start = 0;  // buckets start in index order on every rank (MPI needs the same order)
+    double weight = 1;
+    double waited = 0;
+    bool overlap = false;
+    std::vector<HookHandle> hooks;
+
+    void write(Slot& s, const BasicTensor<T>* g) {
+        auto& b = buckets[s.bucket];
+        T* out = b.data.data() + s.offset;
+        const std::size_t n = s.param.value().size();
+        if (g) {
+            if (g->value().size() != n)
+                throw ShapeError("GradientAverager: a gradient of " + std::to_string(g->value().size()) +
+                                 " elements for a parameter of " + std::to_string(n));
+            const T* in = g->value().data();
+            const T w = static_cast<T>(weight);
+            for (std::size_t i = 0; i < n; ++i) out[i] = w * in[i];
+        } else {
+            std::fill(out, out + n, T(0));
+        }
+        b.data[s.flag] = g ? T(1) : T(0);
+        s.ready = true;
+        ++b.ready;
+    }
+
+    void start_ready_buckets() {
+        while (next_start < buckets.size() && buckets[next_start].ready == buckets[next_start].slots.size()) {
+            auto& b = buckets[next_start++];
+            b.pending = comm::Pending::start_sum(b.data.data(), b.data.size());
+            b.started = true;
+        }
+        // MPI moves non-blocking collectives forward only inside MPI calls:
+        // poke the ones in flight while backward runs.
+        for (std::size_t i = 0; i < next_start; ++i) buckets[i].pending.done();
+    }
+
+    void on_ready(std::size_t index, const BasicTensor<T>& g) {
+        auto& s = slots[index];
+        if (s.ready)
+            throw GraphError("GradientAverager: a parameter got a second gradient before finish(); call finish() "
+                             "after every backward");
+        write(s, &g);
+        start_ready_buckets();
+    }
+};
+
+template <class T>
+GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes)
+    : s_(std::make_unique<State>()) {
+    s_->weight = 1.0 / comm::size();
+    // Reverse registration order: the order backward finishes the gradients
+    // of a feed-forward model, so the first bucket fills first.
+    std::size_t bytes = 0;
+    for (auto it = params.rbegin(); it != params.rend(); ++it) {
+        if (!it->defined() || !it->requires_grad())
+            throw ValueError("GradientAverager: every parameter must be a defined tensor that requires grad");
+        const std::size_t size = it->value().size() * sizeof(T);
+        if (s_->buckets.empty() || (bytes > 0 && bytes + size > bucket_bytes)) {
+            s_->buckets.emplace_back();
+            bytes = 0;
+        }
+        bytes += size;
+        auto& b = s_->buckets.back();
+        typename State::Slot slot;
+        slot.param = *it;
+        slot.bucket = s_->buckets.size() - 1;
+        slot.offset = b.data.size();
+        b.data.resize(b.data.size() + it->value().size());
+        b.slots.push_back(s_->slots.size());
+        s_->slots.push_back(std::move(slot));
+    }
+    for (auto& b : s_->buckets) {  // the flags go after the gradients
+        for (std::size_t k = 0; k < b.slots.size(); ++k) s_->slots[b.slots[k]].flag = b.data.size() + k;
+        b.data.resize(b.data.size() + b.slots.size());
+    }
+    // One process has nothing to average: no hooks, finish() does nothing.
+    s_->overlap = comm::size() > 1;
+    if (s_->overlap) {
+        for (std::size_t i = 0; i < s_->slots.size(); ++i) {
+            s_->hooks.push_back(s_->slots[i].param.register_grad_ready_hook(
+                [state = s_.get(), i](const BasicTensor<T>& g) { state->on_ready(i, g); }));
+        }
+    }
+}
+
+template <class T>
+GradientAverager<T>::~GradientAverager() {
+    for (auto& h : s_->hooks) h.remove();  // they point into this averager
+}
+
+template <class T>
+void GradientAverager<T>::set_weight(double w) {
+    s_->weight = w;
+}
+
+template <class T>
+std::size_t GradientAverager<T>::bucket_count() const {
+    return s_->buckets.size();
+}
+
+template <class T>
+bool GradientAverager<T>::overlaps_backward() const {
+    return s_->overlap;
+}
+
+template <class T>
+double GradientAverager<T>::wait_seconds() const {
+    return s_->waited;
+}
+
+template <class T>
+void GradientAverager<T>::finish() {
+    auto& s = *s_;
+    if (!s.overlap) return;  // one process: the local gradient is the answer
+    // Parameters backward did not reach on this rank count as zero here.
+    for (auto& slot : s.slots)
+        if (!slot.ready) s.write(slot, nullptr);
+    s.start_ready_buckets();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& b : s.buckets) b.pending.wait();
+    s.waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    for (auto& slot : s.slots) {
+        const auto& b = s.buckets[slot.bucket];
+        const T* sum = b.data.data() + slot.offset;
+        if (b.data[slot.flag] == T(0)) {
+            slot.param.zero_grad();  // no rank had a gradient: the optimiser skips it
+        } else {
+            auto g = slot.param.grad();
+            if (g.defined() && g.shape() == slot.param.shape()) {
+                g.modify([&](Array<T>& v) { std::memcpy(v.data(), sum, v.size() * sizeof(T)); });
+            } else {
+                Array<T> v = Array<T>::from_shape(slot.param.shape());
+                std::memcpy(v.data(), sum, v.size() * sizeof(T));
+                slot.param.set_grad(BasicTensor<T>(std::move(v)));
+            }
+        }
+        slot.ready = false;
+    }
+    for (auto& b : s.buckets) {
+        b.ready = 0;
+        b.started = false;
+    }
+    s.next_start = 0;
+}
+
+template class GradientAverager<float>;
+template class GradientAverager<double>;
+
+}  // namespace tapegrad::distributed

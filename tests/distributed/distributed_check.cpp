@@ -1,0 +1,250 @@
+// The multi-process checks of tapegrad::distributed, run under mpirun by CTest
+// (tests/distributed/CMakeLists.txt). One program, one mode per test:
+//
+//   equivalence  2 ranks x 64 rows = 1 rank x 128 rows: after 100 Adam steps
+//                in float64 the parameters agree within 1e-10 relative; the
+//                ranks agree bitwise after every step; every rank's rows are
+//                its slice of the global batch; a changed replica is named;
+//                uneven slices (3 ranks, without MPI) cover each batch once.
+//   resume       the main job's loop (training::Run) on 2 ranks, stopped
+//                after epoch 2 and resumed from rank 0's run checkpoint,
+//                ends bitwise equal to an uninterrupted 2-rank run.
+//   kill         rank 1 is killed (SIGKILL) at step 20: mpirun must end the
+//                job and name the rank (dying_rank.sh checks time and message).
+//   error        rank 1 throws at step 20; main catches it and aborts the
+//                job with "rank 1: error: ..." instead of leaving rank 0
+//                waiting.
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/nn.hpp>
+#include <tapegrad/tapegrad.hpp>
+
+#include "training.hpp"
+
+using namespace tapegrad;
+
+namespace {
+
+constexpr std::size_t kRows = 1280, kDim = 20, kClasses = 4, kGlobalBatch = 128, kSteps = 100;
+
+// Labels from a fixed random linear rule: learnable, no download needed.
+data::Dataset synthetic() {
+    Generator gen(11);
+    data::Dataset d;
+    d.classes = kClasses;
+    auto x = Tensor::randn({kRows, kDim}, gen);
+    auto rule = Tensor::randn({kDim, kClasses}, gen);
+    d.features = x.value();
+    d.labels = nn::predict_classes(matmul(x, rule));
+    return d;
+}
+
+std::shared_ptr<nn::Sequential<double>> make_model() {
+    Generator gen(5);
+    auto m = std::make_shared<nn::Sequential<double>>();
+    m->emplace<nn::Linear<double>>(kDim, 32, true, gen);
+    m->push_back(nn::make_activation<double>("tanh"));
+    m->emplace<nn::Linear<double>>(32, 32, true, gen);
+    m->push_back(nn::make_activation<double>("tanh"));
+    m->emplace<nn::Linear<double>>(32, kClasses, true, gen);
+    return m;
+}
+
+int fail(const distributed::Session& s, const std::string& what) {
+    s.abort(1, "FAILED: " + what);
+}
+
+// Uneven slices, without MPI: 10 rows, global batches of 4 over 3 ranks give
+// slices of 2, 1, 1 rows covering each batch once; the last 2 rows (fewer
+// than the ranks) are dropped.
+std::string sharding_rules() {
+    auto d = data::head(synthetic(), 10);
+    for (std::size_t i = 0; i < d.size(); ++i) d.labels[i] = std::int64_t(i);
+    std::vector<Index> seen(3);
+    std::size_t batches = 0;
+    for (int r = 0; r < 3; ++r) {
+        Generator gen(9);
+        distributed::ShardedBatches shards(d, 4, gen, r, 3);
+        Tensor x;
+        Index y;
+        std::size_t n = 0;
+        while (shards.next(x, y)) {
+            const std::size_t expect = r == 0 ? 2 : 1;
+            if (y.size() != expect || x.shape()[0] != expect || shards.weight() != double(expect) / 4)
+                return "rank " + std::to_string(r) + " got " + std::to_string(y.size()) + " rows, weight " +
+                       std::to_string(shards.weight());
+            seen[std::size_t(r)].insert(seen[std::size_t(r)].end(), y.begin(), y.end());
+            ++n;
+        }
+        if (n != 2 || shards.batches_per_epoch() != 2) return "expected 2 batches per epoch, got " + std::to_string(n);
+        batches = n;
+    }
+    Generator gen(9);
+    data::BatchIterator all(d, 4, gen);
+    Tensor x;
+    Index y;
+    for (std::size_t b = 0; b < batches; ++b) {
+        all.next(x, y);
+        const Index joined = {y[0], y[1], y[2], y[3]};
+        const Index slices = {seen[0][2 * b], seen[0][2 * b + 1], seen[1][b], seen[2][b]};
+        if (joined != slices) return "the slices of batch " + std::to_string(b) + " are not the global batch in order";
+    }
+    return "";
+}
+
+int equivalence(distributed::Session& s) {
+    if (s.size() != 2) return fail(s, "the equivalence check needs exactly 2 ranks, got " + std::to_string(s.size()));
+    if (auto problem = sharding_rules(); !problem.empty()) return fail(s, "sharding: " + problem);
+    const auto d = synthetic();
+
+    // The reference: one process, the whole global batch per step.
+    auto reference = make_model();
+    nn::Adam<double> ref_opt(reference->parameters(), 1e-2);
+    Generator ref_gen(3);
+    data::BatchIterator ref_batches(d, kGlobalBatch, ref_gen);
+
+    // The same run split over the ranks. Rank 1 starts from other values:
+    // the broadcast must replace them with rank 0's.
+    auto model = make_model();
+    if (s.rank() == 1)
+        for (auto p : model->parameters()) p.modify([](Array<double>& v) { v *= 3.0; });
+    distributed::broadcast(model->parameters());
+    nn::Adam<double> opt(model->parameters(), 1e-2);
+    Generator gen(3);
+    distributed::ShardedBatches batches(d, kGlobalBatch, gen, s);
+    distributed::GradientAverager<double> averager(model->parameters(), 4096);  // small: several buckets
+    if (averager.bucket_count() < 2) return fail(s, "expected several buckets");
+
+    Tensor gx, x;
+    Index gy, y;
+    for (std::size_t step = 1; step <= kSteps; ++step) {
+        if (!ref_batches.next(gx, gy)) ref_batches.next(gx, gy);
+        if (!batches.next(x, y)) batches.next(x, y);
+        // This rank's rows are its half of the reference's global batch.
+        const std::size_t begin = std::size_t(s.rank()) * 64;
+        if (y != Index(gy.begin() + begin, gy.begin() + begin + 64) ||
+            !std::equal(x.value().begin(), x.value().end(), gx.value().begin() + begin * kDim))
+            return fail(s, "step " + std::to_string(step) + ": rank's rows are not its slice of the global batch");
+
+        ref_opt.zero_grad();
+        nn::cross_entropy(reference->forward(gx.to<double>()), gy).backward();
+        ref_opt.step();
+
+        opt.zero_grad();
+        nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        averager.finish();
+        opt.step();
+        distributed::check_replicas(*model, "step " + std::to_string(step));  // bitwise, every step
+    }
+
+    double worst = 0;
+    const auto ours = model->parameters(), theirs = reference->parameters();
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+        const auto& a = ours[i].value();
+        const auto& b = theirs[i].value();
+        double diff = 0, scale = 0;
+        for (std::size_t k = 0; k < a.size(); ++k) {
+            diff = std::max(diff, std::abs(a.data()[k] - b.data()[k]));
+            scale = std::max(scale, std::abs(b.data()[k]));
+        }
+        worst = std::max(worst, diff / scale);
+    }
+    if (s.is_root())
+        std::printf("equivalence: %zu steps, %zu buckets, overlap %s, max relative difference to 1 rank x %zu: %.3g\n",
+                    kSteps, averager.bucket_count(), averager.overlaps_backward() ? "yes" : "no", kGlobalBatch,
+                    worst);
+    if (!(worst <= 1e-10)) return fail(s, "2 ranks differ from 1 rank by " + std::to_string(worst) + " relative");
+
+    // A replica that drifts is named: rank 1 changes one weight.
+    if (s.rank() == 1) model->parameters()[2].modify([](Array<double>& v) { v.data()[0] += 1e-12; });
+    try {
+        distributed::check_replicas(*model, "after the drift");
+        return fail(s, "check_replicas missed a changed replica");
+    } catch (const distributed::ReplicaError& e) {
+        const std::string m = e.what();
+        if (m.find("rank 1") == std::string::npos || m.find("'2.weight'") == std::string::npos)
+            return fail(s, "check_replicas message does not name rank 1 and '2.weight': " + m);
+        if (s.is_root()) std::printf("drift detected: %s\n", m.c_str());
+    }
+    if (s.is_root()) std::printf("EQUIVALENCE OK\n");
+    return 0;
+}
+
+// Stop after epoch 2 and resume vs an uninterrupted run, both on all ranks.
+// No dropout: with dropout, ranks other than 0 resume with masks derived
+// from rank 0's generators (docs/distributed.md).
+int resume(distributed::Session& s, const std::string& dir) {
+    Generator data_gen(4);
+    const auto d = training::synthetic_classification(512, 12, 3, data_gen);
+    training::Options o;
+    o.epochs = 4;
+    o.batch_size = 64;
+    o.hidden = {16};
+    o.dropout = 0;
+    o.checkpoint_every = 3;
+    auto train = [&](const std::string& checkpoint, const std::string& from, std::size_t stop) {
+        training::Options run_options = o;
+        run_options.checkpoint = checkpoint;
+        run_options.resume = from;
+        run_options.stop_after_epoch = stop;
+        Generator gen(21);
+        training::Run run(run_options, d, gen, &s);
+        run.train({});
+        s.barrier();  // rank 0's checkpoint is written before anyone reads it
+        return distributed::hash_values(run.model().parameters());
+    };
+    const auto whole = train(dir + "/whole.npz", "", 0);
+    train(dir + "/stopped.npz", "", 2);
+    const auto resumed = train(dir + "/resumed.npz", dir + "/stopped.npz", 0);
+    if (resumed != whole) return fail(s, "the resumed 2-rank run differs from the uninterrupted one");
+    if (s.is_root()) std::printf("RESUME OK\n");
+    return 0;
+}
+
+// Trains until rank 1 dies at step 20; rank 0 would then wait in an all-reduce.
+int dying(distributed::Session& s, bool by_signal) {
+    const auto d = synthetic();
+    auto model = make_model();
+    nn::SGD<double> opt(model->parameters(), 1e-2);
+    Generator gen(3);
+    distributed::ShardedBatches batches(d, kGlobalBatch, gen, s);
+    distributed::GradientAverager<double> averager(model->parameters());
+    Tensor x;
+    Index y;
+    for (std::size_t step = 1; step <= 100000; ++step) {
+        if (!batches.next(x, y)) continue;
+        if (step == 20 && s.rank() == 1) {
+            std::fprintf(stderr, "dying on purpose at step 20\n");
+            if (by_signal) std::raise(SIGKILL);
+            throw ValueError("a deliberate failure on rank 1 at step 20");
+        }
+        opt.zero_grad();
+        nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        averager.finish();
+        opt.step();
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    distributed::Session session(argc, argv);
+    const std::string mode = argc > 1 ? argv[1] : "";
+    set_num_threads(1);
+    try {
+        if (mode == "equivalence") return equivalence(session);
+        if (mode == "resume" && argc > 2) return resume(session, argv[2]);
+        if (mode == "kill") return dying(session, true);
+        if (mode == "error") return dying(session, false);
+    } catch (const Error& e) {
+        session.abort(1, std::string("error: ") + e.what());  // as a training program would
+    }
+    std::fprintf(stderr, "usage: distributed_check equivalence|kill|error\n");
+    return 2;
+}
