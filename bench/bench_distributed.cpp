@@ -17,7 +17,7 @@
 #include <cstdlib>
 #include <string>
 
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 

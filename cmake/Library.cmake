@@ -3,6 +3,10 @@ file(GLOB_RECURSE TAPEGRAD_SOURCES CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/core/*.cpp ${PROJECT_SOURCE_DIR}/ops/*.cpp ${PROJECT_SOURCE_DIR}/nn/*.cpp)
 file(GLOB_RECURSE TAPEGRAD_HEADERS CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
   ${PROJECT_SOURCE_DIR}/core/*.hpp ${PROJECT_SOURCE_DIR}/ops/*.hpp ${PROJECT_SOURCE_DIR}/nn/*.hpp)
+# nn/distributed is a library of its own (tapegrad::distributed, with or
+# without MPI: nn/distributed/CMakeLists.txt), not part of this one.
+list(FILTER TAPEGRAD_SOURCES EXCLUDE REGEX "/nn/distributed/")
+list(FILTER TAPEGRAD_HEADERS EXCLUDE REGEX "^nn/distributed/")
 
 # Users write #include <tapegrad/...>. In the build tree that prefix is a
 # folder of links to the source folders; installed, it is a real folder.

@@ -27,7 +27,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>

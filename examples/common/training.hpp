@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
 

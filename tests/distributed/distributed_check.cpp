@@ -20,7 +20,7 @@
 #include <cstdio>
 #include <string>
 
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 

@@ -1,7 +1,7 @@
 // Session, broadcast, replica checks and sharded batches (distributed.hpp).
 // The gradient averager is in gradient_averager.cpp; every MPI call goes
 // through comm.hpp.
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 
 #include <cstdio>
 #include <cstring>

@@ -11,7 +11,7 @@
 
 #include <mpi.h>
 
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 
 namespace tapegrad::distributed::comm {
 

@@ -1,6 +1,6 @@
 // GradientAverager (distributed.hpp): bucketed all-reduce of gradients,
 // started from grad-ready hooks during backward.
-#include <tapegrad/distributed/distributed.hpp>
+#include <tapegrad/nn/distributed/distributed.hpp>
 
 #include <algorithm>
 #include <chrono>
