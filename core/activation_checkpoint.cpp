@@ -176,6 +176,9 @@ struct Recompute {
         }
         Grads<T> grads(needs.size());
         if (wrt.empty() || !y.requires_grad()) return grads;
+        // The captured parameters' hooks run in the outer pass, once, on
+        // their whole gradient; not here on the part from inside fn.
+        detail::SkipLeafHooks outer_pass_runs_them;
         auto found = grad(y, wrt, g, {create_graph, create_graph});
         for (std::size_t j = 0; j < wrt.size(); ++j) grads[slot[j]] = std::move(found[j]);
         return grads;

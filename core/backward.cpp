@@ -298,8 +298,9 @@ void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, Backwa
 
     // A leaf's gradient for this pass is complete: its register_hook hooks
     // may replace it, then (backward() only) its grad-ready hooks see it.
+    const bool leaf_hooks = !detail::SkipLeafHooks::active();  // see SkipLeafHooks (checkpoint)
     auto leaf_done = [&](const std::shared_ptr<detail::TensorImpl<T>>& leaf) {
-        if (!leaf->hooks) return;
+        if (!leaf->hooks || !leaf_hooks) return;
         BasicTensor<T>* g = targets.wrt ? targets.slot(leaf.get()) : staged.find(*leaf);
         if (!g || !g->defined()) return;  // no gradient reached it (or it is frozen, or not requested)
         PauseChecks pause(profiler, anomaly);

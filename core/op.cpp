@@ -26,6 +26,26 @@ void raw_vjp_under_create_graph(const char* op, std::uint64_t tape_position) {
                      "higher derivatives");
 }
 
+namespace {
+thread_local int skip_leaf_hooks = 0;
+}
+SkipLeafHooks::SkipLeafHooks() { ++skip_leaf_hooks; }
+SkipLeafHooks::~SkipLeafHooks() { --skip_leaf_hooks; }
+bool SkipLeafHooks::active() { return skip_leaf_hooks > 0; }
+
+void input_out_of_range(const char* op, std::size_t input, std::size_t inputs) {
+    throw ValueError("'" + std::string(op) + "': needs(" + std::to_string(input) + ") asked about input " +
+                     std::to_string(input) + ", but the op has " + std::to_string(inputs) + " inputs");
+}
+
+void bad_record_target(const char* op, bool twice) {
+    if (twice)
+        throw GraphError("'" + std::string(op) + "': record() was called twice on one Op; an Op records one output");
+    throw GraphError("'" + std::string(op) + "': record() needs the op's new output (from op.output(...)), not an "
+                     "undefined tensor, an input or another op's result: recording onto it would silently make it "
+                     "this op's output");
+}
+
 }  // namespace detail
 
 }  // namespace tapegrad

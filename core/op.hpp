@@ -41,6 +41,25 @@
 
 namespace tapegrad {
 
+namespace detail {
+// While one lives on this thread, backward passes that start leave leaves'
+// hooks alone. checkpoint's inner grad() differentiates the real parameters
+// its function captured; their hooks belong to the outer pass, which runs
+// them once, on the whole gradient (the inner pass sees only part of it).
+class SkipLeafHooks {
+public:
+    SkipLeafHooks();
+    ~SkipLeafHooks();
+    SkipLeafHooks(const SkipLeafHooks&) = delete;
+    SkipLeafHooks& operator=(const SkipLeafHooks&) = delete;
+    static bool active();
+};
+// ValueError: needs(i) asked about an input the op does not have.
+[[noreturn]] void input_out_of_range(const char* op, std::size_t input, std::size_t inputs);
+// GraphError: record() on a tensor that is not this op's new output, or a second record().
+[[noreturn]] void bad_record_target(const char* op, bool twice);
+}  // namespace detail
+
 // Gradients of a raw (record_raw) VJP: one array per input.
 template <class T>
 using RawGrads = std::vector<Array<T>>;
@@ -76,7 +95,10 @@ template <class T>
 class VjpContext {
 public:
     VjpContext(detail::Node<T>& node, bool create_graph) : node_(node), create_graph_(create_graph) {}
-    bool needs(std::size_t input) const { return node_.inputs[input].needs_grad(); }
+    bool needs(std::size_t input) const {
+        if (input >= node_.inputs.size()) detail::input_out_of_range(node_.name, input, node_.inputs.size());
+        return node_.inputs[input].needs_grad();
+    }
     std::size_t inputs() const { return node_.inputs.size(); }
     bool create_graph() const { return create_graph_; }
     const char* op_name() const { return node_.name; }
@@ -149,7 +171,10 @@ public:
 
     // True when the result will be on the graph.
     bool recording() const { return recording_; }
-    bool needs(std::size_t input) const { return recording_ && edges_[input].needs_grad(); }
+    bool needs(std::size_t input) const {
+        if (input >= inputs_) detail::input_out_of_range(name_, input, inputs_);
+        return recording_ && edges_[input].needs_grad();
+    }
 
     // Wraps the forward value (an xtensor expression is evaluated once).
     template <class E>
@@ -173,8 +198,15 @@ public:
     // one gradient per input (Grads<T>), written with tensor ops.
     template <class F>
     BasicTensor<T> record(BasicTensor<T> out, F&& vjp) {
+        // `out` must be this op's new tensor (from output()): recording onto
+        // an input or another op's result would silently turn it into this
+        // op's output.
+        if (recorded_ || !out.defined() || out.impl()->grad_fn || out.impl()->requires_grad)
+            detail::bad_record_target(name_, recorded_);
+        recorded_ = true;
         if (recording_) {
-            auto node = std::make_shared<detail::FnNode<T, std::decay_t<F>>>(std::forward<F>(vjp));
+            using Vjp = std::decay_t<F>;
+            auto node = std::make_shared<detail::FnNode<T, Vjp>>(Vjp(std::forward<F>(vjp)));  // also a named lambda
             node->name = name_;
             node->seq = detail::next_tape_position();
             node->inputs = std::move(edges_);
@@ -210,6 +242,7 @@ public:
 private:
     template <class It>
     void start(It first, It last) {
+        inputs_ = static_cast<std::size_t>(last - first);
         profiler_ = Profiler::current();
         if (profiler_) started_ = std::chrono::steady_clock::now();
         if (!grad_enabled()) return;
@@ -234,6 +267,8 @@ private:
     bool recording_ = false;
     std::vector<detail::Edge<T>> edges_;
     std::size_t saved_bytes_ = 0;
+    std::size_t inputs_ = 0;
+    bool recorded_ = false;
     Profiler* profiler_ = nullptr;
     std::chrono::steady_clock::time_point started_;
 };
@@ -259,6 +294,7 @@ BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
 
 template <class T>
 BasicTensor<T> VjpContext<T>::unpack(const SavedOutput<T>& s) const {
+    if (!s.storage) return {};  // nothing was saved (as for Saved)
     if (s.storage->version != s.version) modified(s.version, s.storage->version);
     auto impl = std::make_shared<detail::TensorImpl<T>>(s.storage);
     if (create_graph_) {
@@ -277,6 +313,7 @@ const Array<T>& VjpContext<T>::value(const Saved<T>& s) const {
 
 template <class T>
 const Array<T>& VjpContext<T>::value(const SavedOutput<T>& s) const {
+    if (!s.storage) throw GraphError(std::string("backward: '") + node_.name + "' unpacked a saved output that was undefined");
     if (s.storage->version != s.version) modified(s.version, s.storage->version);
     return s.storage->data;
 }

@@ -99,3 +99,42 @@ TEST_CASE("engine: a VJP returning the wrong number of gradients is refused") {
                              {"'user::bad'", "tape position", "returned 2 gradients for 1 inputs"});
     expect_error<GraphError>([&] { grad(bad_vjp(x, {2}, 0).sum(), {x}); }, {"'user::bad'", "returned 0 gradients"});
 }
+
+namespace {
+// An op whose forward is the identity and whose backward scales by 10.
+Tensor64 scaled(const Tensor64& x, bool record_on_input, bool record_twice) {
+    Op<double> op("user::scaled", {x});
+    auto y = op.output(x.value());
+    auto vjp = [](VjpContext<double>&, const Tensor64& g) { return Grads<double>{g * 10.0}; };  // a named lambda
+    if (record_on_input) return op.record(x, vjp);
+    auto out = op.record(y, vjp);
+    if (record_twice) op.record(op.output(x.value()), vjp);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("custom op: record() only on the op's new output, once; a named lambda is accepted") {
+    Tensor64 x({1.0, 2.0}, true);
+    // Recording onto the input would silently turn the user's leaf into this op's output.
+    expect_error<GraphError>([&] { scaled(x, true, false); }, {"'user::scaled'", "record() needs the op's new output"});
+    CHECK(x.is_leaf());
+    expect_error<GraphError>([&] { scaled(x, false, true); }, {"'user::scaled'", "record() was called twice"});
+    scaled(x, false, false).sum().backward();
+    CHECK(x.grad().value() == Array<double>{10.0, 10.0});
+}
+
+TEST_CASE("custom op: needs(i) out of range and an empty saved output are errors, not undefined behaviour") {
+    Tensor64 x({1.0, 2.0}, true);
+    {
+        Op<double> op("user::one_input", {x});
+        expect_error<ValueError>([&] { (void)op.needs(5); }, {"'user::one_input'", "needs(5)", "1 inputs"});
+    }
+    Op<double> op("user::ctx_needs", {x});
+    auto y = op.output(x.value());
+    y = op.record(y, [empty = SavedOutput<double>{}](VjpContext<double>& c, const Tensor64& g) {
+        CHECK_FALSE(c.unpack(empty).defined());  // nothing was saved: undefined, as for Saved
+        (void)c.needs(3);
+        return Grads<double>{g};
+    });
+    expect_error<ValueError>([&] { y.sum().backward(); }, {"'user::ctx_needs'", "needs(3)"});
+}
