@@ -329,4 +329,9 @@ TEST_CASE("errors: found by the API fuzzer") {
     CHECK(a.grad().shape_vector() == Shape{1, 0, 1});
     // And sum itself over those axes of a [2, 0, 3] with keepdims.
     CHECK(sum(Tensor64::zeros({2, 0, 3}), {0, 2}, true).shape_vector() == Shape{1, 0, 1});
+    // A loss's mean over no elements: the error named only "mean".
+    const auto empty = Tensor64::zeros({4, 0, 4, 1});
+    require_error<ValueError>([&] { nn::mse_loss(empty, empty); }, {"mse_loss", "mean", "[4, 0, 4, 1]"});
+    require_error<ValueError>([] { nn::cross_entropy(Tensor64::zeros({0, 3}), Index{}); }, {"cross_entropy", "mean"});
+    CHECK(nn::mse_loss(empty, empty, nn::Reduction::sum).item() == 0.0);
 }
