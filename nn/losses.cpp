@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <sstream>
+#include <string>
 
 #include <tapegrad/nn/activations.hpp>
 #include <tapegrad/nn/shape_util.hpp>
@@ -14,13 +15,18 @@ namespace tapegrad::nn {
 
 namespace {
 
+// A mean over no elements has no value: refused here, naming the loss
+// (mean's own error would name only "mean").
 template <class T>
-BasicTensor<T> apply_reduction(const BasicTensor<T>& losses, Reduction r) {
+BasicTensor<T> apply_reduction(const char* loss, const BasicTensor<T>& losses, Reduction r) {
     switch (r) {
         case Reduction::sum: return sum(losses);
         case Reduction::none: return losses;
         case Reduction::mean: break;
     }
+    if (losses.size() == 0)
+        throw ValueError(std::string(loss) + ": the mean reduction needs at least one element, got shape " +
+                         shape_string(losses.shape()));
     return mean(losses);
 }
 
@@ -69,7 +75,7 @@ template <class T>
 BasicTensor<T> mse_loss(const BasicTensor<T>& prediction, const BasicTensor<T>& target, Reduction reduction) {
     same_shape("mse_loss", prediction, target);
     auto d = prediction - target;
-    return apply_reduction(d * d, reduction);
+    return apply_reduction("mse_loss", d * d, reduction);
 }
 
 template <class T>
@@ -80,7 +86,7 @@ BasicTensor<T> binary_cross_entropy(const BasicTensor<T>& p, const BasicTensor<T
     const T eps = std::numeric_limits<T>::epsilon();
     auto q = clamp(p, eps, T(1) - eps);
     auto losses = neg(t * log(q) + (Scalar<T>(1) - t) * log(Scalar<T>(1) - q));
-    return apply_reduction(losses, reduction);
+    return apply_reduction("binary_cross_entropy", losses, reduction);
 }
 
 template <class T>
@@ -89,21 +95,21 @@ BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>& z, const B
     same_shape("binary_cross_entropy_with_logits", z, t);
     // -log sigmoid(z) = softplus(-z) and -log(1 - sigmoid(z)) = softplus(z),
     // so the loss is t softplus(-z) + (1-t) softplus(z) = softplus(z) - z t.
-    return apply_reduction(softplus(z) - z * t, reduction);
+    return apply_reduction("binary_cross_entropy_with_logits", softplus(z) - z * t, reduction);
 }
 
 template <class T>
 BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Index& labels, Reduction reduction) {
     check_labels("nll_loss", logp, labels);
     auto picked = gather(logp, 1, labels, Shape{labels.size(), 1});
-    return apply_reduction(neg(reshape(picked, {-1})), reduction);
+    return apply_reduction("nll_loss", neg(reshape(picked, {-1})), reduction);
 }
 
 template <class T>
 BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Index& labels, Reduction reduction) {
     check_labels("cross_entropy", logits, labels);
     auto picked = gather(log_softmax(logits, 1), 1, labels, Shape{labels.size(), 1});
-    return apply_reduction(neg(reshape(picked, {-1})), reduction);
+    return apply_reduction("cross_entropy", neg(reshape(picked, {-1})), reduction);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                                   \

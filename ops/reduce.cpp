@@ -82,9 +82,13 @@ std::size_t trailing_run(const Array<T>& x, const std::vector<std::size_t>& axes
 // Sum / maximum / minimum over `axes`, keeping them as size-1 axes: the
 // kernels' row loops over the trailing or the leading axes (the cases of
 // softmax, bias gradients, batch means and full sums), xtensor's immediate
-// reducer for any other set of axes.
+// reducer for any other set of axes. That reducer reads out of bounds on an
+// input with no elements (summing [2, 0, 3] over axes 0 and 2), so an empty
+// input never reaches it: its sums are 0 (max and min of nothing are
+// refused by their callers before they get here).
 template <class T>
 Array<T> fold_kept(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
+    if (x.size() == 0) return Array<T>(xt::zeros<T>(kept));
     if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kernels::dims(kept));
     if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kernels::dims(kept));
     Array<T> out = fold == kernels::Fold::sum ? Array<T>(xt::sum(x, axes, xt::evaluation_strategy::immediate))
@@ -116,8 +120,8 @@ void require_elements(const char* op, const BasicTensor<T>& x, const Reduction& 
                          detail::shape_str(x.shape()) + ")");
 }
 
-// xtensor's immediate reducers crash (read out of bounds) on an input with no
-// elements, e.g. summing [0, 3] over axis 1; such reductions are done here.
+// A reduction of a tensor with no elements: zeros, with a VJP that needs no
+// work (fold_kept would give the same zeros, via a longer path).
 template <class T>
 BasicTensor<T> reduce_empty(const char* name, const BasicTensor<T>& x, const Reduction& r) {
     Op<T> op(name, {x});

@@ -314,4 +314,24 @@ TEST_CASE("errors: found by the API fuzzer") {
     const auto s = sum(Tensor64::zeros({0, 16}), {0});
     CHECK(s.shape_vector() == Shape{16});
     for (double v : s.value()) CHECK(v == 0.0);
+    // sum_to of a tensor with no elements over axes neither leading nor
+    // trailing (the engine does this for a gradient of shape [2, 0, 3]
+    // bound for an input of shape [1, 0, 1]): xtensor's reducer read out of
+    // bounds, a segfault in the fuzzer. Now zeros, and its VJP broadcasts.
+    Tensor64 g = Tensor64::zeros({2, 0, 3}, true);
+    const auto t = sum_to(g, Shape{1, 0, 1});
+    CHECK(t.shape_vector() == Shape{1, 0, 1});
+    sum(t).backward();
+    CHECK(g.grad().shape_vector() == Shape{2, 0, 3});
+    // The same through the engine: a broadcast input's gradient is summed back.
+    Tensor64 a = Tensor64::zeros({1, 0, 1}, true);
+    sum(a + Tensor64::zeros({2, 0, 3})).backward();
+    CHECK(a.grad().shape_vector() == Shape{1, 0, 1});
+    // And sum itself over those axes of a [2, 0, 3] with keepdims.
+    CHECK(sum(Tensor64::zeros({2, 0, 3}), {0, 2}, true).shape_vector() == Shape{1, 0, 1});
+    // A loss's mean over no elements: the error named only "mean".
+    const auto empty = Tensor64::zeros({4, 0, 4, 1});
+    require_error<ValueError>([&] { nn::mse_loss(empty, empty); }, {"mse_loss", "mean", "[4, 0, 4, 1]"});
+    require_error<ValueError>([] { nn::cross_entropy(Tensor64::zeros({0, 3}), Index{}); }, {"cross_entropy", "mean"});
+    CHECK(nn::mse_loss(empty, empty, nn::Reduction::sum).item() == 0.0);
 }
