@@ -153,7 +153,7 @@ Array<T> map_to(const Dims& shape, F f, const A&... in) {
 template <class T, class F, class A0, class... A>
 Array<T> map(F f, const A0& in0, const A&... in) {
     const auto& s0 = in0.shape();
-    auto same = [&s0](const auto& s) { return s.size() == s0.size() && std::equal(s.begin(), s.end(), s0.begin()); };
+    [[maybe_unused]] auto same = [&s0](const auto& s) { return s.size() == s0.size() && std::equal(s.begin(), s.end(), s0.begin()); };
     if ((same(in.shape()) && ...)) {  // equal shapes, the common case: one contiguous row, nothing to plan
         Array<T> out = Array<T>::from_shape(s0);
         const std::array<const T*, 1 + sizeof...(A)> p{in0.data(), in.data()...};
