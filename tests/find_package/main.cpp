@@ -3,7 +3,7 @@
 // closed form d/dw sum(3 tanh(x w)) = 3 x^T (1 - tanh(x w)^2) computed in C.
 // Next to it, the consumer's own xtensor code keeps xtensor's defaults, and
 // a user-written op (both backward flavours) is gradchecked from the
-// installed headers.
+// installed headers, and hooks, transforms, checkpoint and cholesky are used.
 #include <cmath>
 #include <iostream>
 #include <type_traits>
@@ -99,6 +99,31 @@ int main() {
                          GradcheckOptions::strict());
     if (!first || !second || !raw) {
         std::cout << "WRONG custom op gradient:\n" << first.message() << second.message() << raw.message() << "\n";
+        return 1;
+    }
+
+    // Hooks, functional transforms, checkpoint and linear algebra from the
+    // installed headers: f(p) = sum(p * p), so every answer is 2 p (or 2).
+    Tensor64 p({1.0, -2.0}, true);
+    int hook_calls = 0, ready_calls = 0;
+    p.register_hook([&](const Tensor64& g) {
+        ++hook_calls;
+        return g * 2.0;  // doubled: p.grad must be 4 p
+    });
+    p.register_grad_ready_hook([&](const Tensor64&) { ++ready_calls; });
+    checkpoint<double>([](const Tensor64& t) { return t * t; }, p).sum().backward();
+    auto square = [](const Tensor64& t) { return (t * t).sum(); };
+    auto hvp = functional::hvp<double>(square, p, Tensor64({1.0, 1.0})).hvp[0];
+    auto vjp = functional::vjp<double>(square, p).grads[0];
+    auto spd = Tensor64({{4.0, 2.0}, {2.0, 3.0}});
+    auto l = cholesky(spd);
+    const bool ok = hook_calls == 1 && ready_calls == 1 && p.grad().value() == Array<double>{4.0, -8.0} &&
+                    hvp.value() == Array<double>{2.0, 2.0} && vjp.value() == Array<double>{2.0, -4.0} &&
+                    std::abs(l.value()(0, 0) - 2.0) < 1e-12 && std::abs(l.value()(1, 0) - 1.0) < 1e-12 &&
+                    std::abs(l.value()(1, 1) - std::sqrt(2.0)) < 1e-12;
+    if (!ok) {
+        std::cout << "WRONG: hooks " << hook_calls << "/" << ready_calls << ", p.grad " << p.grad().value()
+                  << ", hvp " << hvp.value() << ", vjp " << vjp.value() << ", cholesky " << l.value() << "\n";
         return 1;
     }
     std::cout << "ok\n";
