@@ -23,6 +23,10 @@ namespace tapegrad::detail {
 // faults of fresh memory.
 void* buffer_allocate(std::size_t bytes);
 void buffer_release(void* p, std::size_t bytes) noexcept;
+// The same for the small records of tensors and graphs, from a second cache
+// of the thread (so they never count against, or crowd out, buffers).
+void* record_allocate(std::size_t bytes);
+void record_release(void* p, std::size_t bytes) noexcept;
 
 template <class T>
 struct AlignedAllocator {
@@ -43,6 +47,38 @@ struct AlignedAllocator {
     }
     void deallocate(T* p, std::size_t n) noexcept { buffer_release(p, n * sizeof(T)); }
 };
+
+// Allocator of the engine's own records: std::allocate_shared for nodes
+// and tensor headers (object and control block in one block), the edge
+// lists of nodes. Freed as usual when the last owner goes; a record freed on
+// another thread than the one that made it goes back to malloc.
+template <class T>
+struct RecordAllocator {
+    using value_type = T;
+    template <class U>
+    struct rebind {
+        using other = RecordAllocator<U>;
+    };
+
+    RecordAllocator() noexcept = default;
+    template <class U>
+    RecordAllocator(const RecordAllocator<U>&) noexcept {}
+
+    T* allocate(std::size_t n) {
+        if (n > (SIZE_MAX - 4096) / sizeof(T)) throw std::bad_alloc();
+        return static_cast<T*>(record_allocate(n * sizeof(T)));
+    }
+    void deallocate(T* p, std::size_t n) noexcept { record_release(p, n * sizeof(T)); }
+};
+
+template <class T, class U>
+bool operator==(const RecordAllocator<T>&, const RecordAllocator<U>&) noexcept {
+    return true;
+}
+template <class T, class U>
+bool operator!=(const RecordAllocator<T>&, const RecordAllocator<U>&) noexcept {
+    return false;
+}
 
 template <class T, class U>
 bool operator==(const AlignedAllocator<T>&, const AlignedAllocator<U>&) noexcept {

@@ -116,35 +116,39 @@ struct Cache {
 // for one of a later thread's.
 std::atomic<std::uint64_t> g_next_cache_id{1};
 
+// A thread keeps two caches of the same kind: tensor buffers, and the small
+// records of tensors and graphs (nodes, edge lists, tensor headers; see
+// docs/engine.md). Kept apart so that cached_bytes() and the bound per size
+// speak of buffers only, and a long graph's records never crowd them out.
+struct Caches {
+    Cache buffers{g_next_cache_id.fetch_add(1, std::memory_order_relaxed)};
+    Cache records{g_next_cache_id.fetch_add(1, std::memory_order_relaxed)};
+};
+
 // A plain pointer, still safe to test after the thread's thread-local
 // objects are destroyed (tensors in static storage die later).
-thread_local Cache* t_cache = nullptr;
+thread_local Caches* t_caches = nullptr;
 thread_local bool t_cache_dead = false;
 struct CacheOwner {
     ~CacheOwner() {
-        delete t_cache;
-        t_cache = nullptr;
+        delete t_caches;
+        t_caches = nullptr;
         t_cache_dead = true;
     }
 };
 thread_local CacheOwner t_cache_owner;
 
-Cache* cache() {
+Caches* caches() {
     if (t_cache_dead || !cache_enabled()) return nullptr;
-    if (!t_cache) {
-        (void)&t_cache_owner;  // constructs the owner, which frees the cache at thread exit
-        t_cache = new Cache(g_next_cache_id.fetch_add(1, std::memory_order_relaxed));
+    if (!t_caches) {
+        (void)&t_cache_owner;  // constructs the owner, which frees the caches at thread exit
+        t_caches = new Caches();
     }
-    return t_cache;
+    return t_caches;
 }
 
-}  // namespace
-
-namespace detail {
-
-void* buffer_allocate(std::size_t bytes) {
+void* allocate_from(Cache* c, std::size_t bytes) {
     const std::size_t cls = size_class(bytes);
-    Cache* c = cache();
     void* p = nullptr;
     if (c) {
         auto& l = c->list(cls);
@@ -162,17 +166,16 @@ void* buffer_allocate(std::size_t bytes) {
     return p;
 }
 
-void buffer_release(void* p, std::size_t bytes) noexcept {
+// Only the allocating thread keeps a block: one freed on another thread (a
+// graph handed over, a producer's tensors) goes back to malloc, so one
+// thread's allocations never pile up in another's cache.
+void release_to(Cache* c, void* p, std::size_t bytes, std::size_t max_per_size) noexcept {
     if (!p) return;
     const std::size_t cls = size_class(bytes);
-    // Only the allocating thread keeps a buffer: one freed on another thread
-    // (a graph handed over, a producer's tensors) goes back to malloc, so
-    // one thread's allocations never pile up in another's cache.
-    Cache* c = t_cache;  // a thread without a cache owns no buffer
     if (c && header(p).owner == c->id && c->bytes + cls <= max_cached_bytes) {
         try {
             auto& l = c->list(cls);
-            if (l.size() < max_cached_per_size) {
+            if (l.size() < max_per_size) {
                 l.push_back(p);
                 c->bytes += cls;
                 poison(p, static_cast<std::size_t>(block_end(p, cls) - static_cast<char*>(p)));
@@ -184,14 +187,44 @@ void buffer_release(void* p, std::size_t bytes) noexcept {
     Cache::free_cached(p, cls);
 }
 
+// A graph of a few thousand nodes is freed and rebuilt every step; records
+// are small, so many more of one size are kept than buffers.
+constexpr std::size_t kMaxRecordsPerSize = 8192;
+
+}  // namespace
+
+namespace detail {
+
+void* buffer_allocate(std::size_t bytes) {
+    Caches* c = caches();
+    return allocate_from(c ? &c->buffers : nullptr, bytes);
+}
+
+void buffer_release(void* p, std::size_t bytes) noexcept {
+    Caches* c = t_caches;  // a thread without caches owns no block
+    release_to(c ? &c->buffers : nullptr, p, bytes, max_cached_per_size);
+}
+
+void* record_allocate(std::size_t bytes) {
+    Caches* c = caches();
+    return allocate_from(c ? &c->records : nullptr, bytes);
+}
+
+void record_release(void* p, std::size_t bytes) noexcept {
+    Caches* c = t_caches;
+    release_to(c ? &c->records : nullptr, p, bytes, kMaxRecordsPerSize);
+}
+
 }  // namespace detail
 
 bool buffer_cache_enabled() noexcept { return cache_enabled(); }
 
-std::size_t cached_bytes() noexcept { return t_cache ? t_cache->bytes : 0; }
+std::size_t cached_bytes() noexcept { return t_caches ? t_caches->buffers.bytes : 0; }
 
 void release_cached_memory() noexcept {
-    if (t_cache) t_cache->clear();
+    if (!t_caches) return;
+    t_caches->buffers.clear();
+    t_caches->records.clear();
 }
 
 }  // namespace tapegrad

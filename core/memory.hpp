@@ -1,7 +1,10 @@
 // Tensor buffers are reused: each thread keeps the buffers it frees, by
 // size, and hands them out again (training allocates the same sizes every
 // step, so steady-state steps neither call malloc for them nor touch fresh
-// pages). These functions inspect and empty the calling thread's cache.
+// pages). The small records behind tensors and graphs (tensor headers,
+// nodes, edge lists) are kept the same way, in a second cache of the thread
+// with the same rules (docs/engine.md, "Where graph memory comes from").
+// These functions inspect and empty the calling thread's caches.
 //
 // Bounds, per thread: at most max_cached_bytes in all, at most
 // max_cached_per_size buffers of one size, and only buffers the thread
@@ -22,10 +25,11 @@
 
 namespace tapegrad {
 
-std::size_t cached_bytes() noexcept;    // held by this thread's cache
-void release_cached_memory() noexcept;  // give this thread's cached buffers back to malloc
+std::size_t cached_bytes() noexcept;    // buffers held by this thread's cache (records not counted)
+void release_cached_memory() noexcept;  // give this thread's cached buffers and records back to malloc
 bool buffer_cache_enabled() noexcept;   // TAPEGRAD_BUFFER_CACHE, or the build's default
 constexpr std::size_t max_cached_bytes = std::size_t(1) << 30;  // per thread
 constexpr std::size_t max_cached_per_size = 256;                // buffers of one size, per thread
+                                                                // (records: 8192 of one size)
 
 }  // namespace tapegrad

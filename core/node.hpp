@@ -69,15 +69,19 @@ template <class T>
 struct Edge {
     std::shared_ptr<Node<T>> fn;        // the node that produced a non-leaf input
     std::weak_ptr<TensorImpl<T>> leaf;  // a leaf that requires grad
-    typename Array<T>::shape_type shape;  // reduce broadcast gradients to this
+    typename Array<T>::shape_type shape;  // reduce broadcast gradients to this (inline up to 4 dimensions)
     bool needs_grad() const { return fn != nullptr || !leaf.expired(); }
 };
+
+// A node's inputs, in the thread's record cache like the node itself.
+template <class T>
+using Edges = std::vector<Edge<T>, RecordAllocator<Edge<T>>>;
 
 template <class T>
 struct Node : std::enable_shared_from_this<Node<T>> {
     const char* name = "";
     std::uint64_t seq = 0;  // tape position
-    std::vector<Edge<T>> inputs;
+    Edges<T> inputs;
     typename Array<T>::shape_type out_shape;
     std::size_t saved_bytes = 0;  // for the profiler
 

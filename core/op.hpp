@@ -176,10 +176,16 @@ public:
         return recording_ && edges_[input].needs_grad();
     }
 
-    // Wraps the forward value (an xtensor expression is evaluated once).
+    // Wraps the forward value (an xtensor expression is evaluated once; an
+    // Array<T> rvalue is moved into the tensor once).
     template <class E>
     BasicTensor<T> output(E&& value) {
-        BasicTensor<T> out{Array<T>(std::forward<E>(value))};
+        BasicTensor<T> out;
+        if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<E>>, Array<T>> &&
+                      !std::is_lvalue_reference_v<E> && !std::is_const_v<std::remove_reference_t<E>>)
+            out = BasicTensor<T>(detail::make_tensor_impl<T>(std::move(value)));
+        else
+            out = BasicTensor<T>(detail::make_tensor_impl<T>(Array<T>(std::forward<E>(value))));
         if (anomaly_enabled()) detail::check_finite(out.value(), "forward of '" + std::string(name_) + "'");
         return out;
     }
@@ -205,8 +211,10 @@ public:
             detail::bad_record_target(name_, recorded_);
         recorded_ = true;
         if (recording_) {
-            using Vjp = std::decay_t<F>;
-            auto node = std::make_shared<detail::FnNode<T, Vjp>>(Vjp(std::forward<F>(vjp)));  // also a named lambda
+            // Node and control block in one block from the thread's record
+            // cache (docs/engine.md, "Where graph memory comes from").
+            using N = detail::FnNode<T, std::decay_t<F>>;
+            auto node = std::allocate_shared<N>(detail::RecordAllocator<N>(), std::forward<F>(vjp));
             node->name = name_;
             node->seq = detail::next_tape_position();
             node->inputs = std::move(edges_);
@@ -265,7 +273,7 @@ private:
 
     const char* name_;
     bool recording_ = false;
-    std::vector<detail::Edge<T>> edges_;
+    detail::Edges<T> edges_;
     std::size_t saved_bytes_ = 0;
     std::size_t inputs_ = 0;
     bool recorded_ = false;
@@ -284,7 +292,7 @@ BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
     if (original && (create_graph_ || !original->requires_grad)) return BasicTensor<T>(std::move(original));
     // The value, re-attached to its node under create_graph if the tensor
     // is gone (a leaf nobody holds needs no gradient).
-    auto impl = std::make_shared<detail::TensorImpl<T>>(s.storage);
+    auto impl = detail::make_tensor_impl<T>(s.storage);
     if (create_graph_ && s.grad_fn) {
         impl->grad_fn = s.grad_fn;
         impl->requires_grad = true;
@@ -296,7 +304,7 @@ template <class T>
 BasicTensor<T> VjpContext<T>::unpack(const SavedOutput<T>& s) const {
     if (!s.storage) return {};  // nothing was saved (as for Saved)
     if (s.storage->version != s.version) modified(s.version, s.storage->version);
-    auto impl = std::make_shared<detail::TensorImpl<T>>(s.storage);
+    auto impl = detail::make_tensor_impl<T>(s.storage);
     if (create_graph_) {
         impl->grad_fn = node_.shared_from_this();
         impl->requires_grad = true;

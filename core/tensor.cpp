@@ -16,20 +16,26 @@
 
 namespace tapegrad {
 
-namespace {
+namespace detail {
 template <class T>
-std::shared_ptr<detail::TensorImpl<T>> make_impl(Array<T>&& value, bool requires_grad) {
-    auto storage = std::make_shared<detail::Storage<T>>();
-    storage->data = std::move(value);
-    auto impl = std::make_shared<detail::TensorImpl<T>>(std::move(storage));
+std::shared_ptr<TensorImpl<T>> make_tensor_impl(std::shared_ptr<Storage<T>> storage) {
+    return std::allocate_shared<TensorImpl<T>>(RecordAllocator<TensorImpl<T>>(), std::move(storage));
+}
+template <class T>
+std::shared_ptr<TensorImpl<T>> make_tensor_impl(Array<T>&& value, bool requires_grad) {
+    auto impl = make_tensor_impl(std::allocate_shared<Storage<T>>(RecordAllocator<Storage<T>>(), std::move(value)));
     impl->requires_grad = requires_grad;
     return impl;
 }
-}  // namespace
+template std::shared_ptr<TensorImpl<float>> make_tensor_impl(std::shared_ptr<Storage<float>>);
+template std::shared_ptr<TensorImpl<double>> make_tensor_impl(std::shared_ptr<Storage<double>>);
+template std::shared_ptr<TensorImpl<float>> make_tensor_impl(Array<float>&&, bool);
+template std::shared_ptr<TensorImpl<double>> make_tensor_impl(Array<double>&&, bool);
+}  // namespace detail
 
 template <class T>
 BasicTensor<T>::BasicTensor(array_type value, bool requires_grad)
-    : impl_(make_impl<T>(std::move(value), requires_grad)) {}
+    : impl_(detail::make_tensor_impl<T>(std::move(value), requires_grad)) {}
 
 template <class T>
 BasicTensor<T>::BasicTensor(xt::nested_initializer_list_t<T, 1> values, bool requires_grad)
@@ -234,7 +240,7 @@ void BasicTensor<T>::zero_grad() {
 
 template <class T>
 BasicTensor<T> BasicTensor<T>::detach() const {
-    auto impl = std::make_shared<detail::TensorImpl<T>>(checked().storage);
+    auto impl = detail::make_tensor_impl<T>(checked().storage);
     return BasicTensor(std::move(impl));
 }
 

@@ -47,6 +47,8 @@ template <class T>
 struct Storage {
     Array<T> data;
     std::uint64_t version = 0;
+    Storage() = default;
+    explicit Storage(Array<T>&& value) noexcept : data(std::move(value)) {}
 };
 
 template <class T>
@@ -351,6 +353,14 @@ struct TensorImpl {
     explicit TensorImpl(std::shared_ptr<Storage<T>> s) : storage(std::move(s)) {}
     ~TensorImpl();  // releases long graphs without recursion
 };
+
+// A tensor's records (its TensorImpl, and a new Storage taking `value`
+// without another move) from the thread's record cache: only the value's
+// buffer is a tensor buffer, and no record calls malloc in steady state.
+template <class T>
+std::shared_ptr<TensorImpl<T>> make_tensor_impl(Array<T>&& value, bool requires_grad = false);
+template <class T>
+std::shared_ptr<TensorImpl<T>> make_tensor_impl(std::shared_ptr<Storage<T>> storage);
 
 }  // namespace detail
 
