@@ -86,6 +86,10 @@ struct RunState {
     std::size_t epoch = 0;  // epochs completed
     std::size_t step = 0;   // optimiser steps in all
     std::vector<std::pair<std::string, std::vector<double>>> series;
+    // Processes of a data-parallel run (distributed::Session::size()). Saved;
+    // load_run refuses a file written by another number, because the data
+    // slices and the ranks' generators depend on it.
+    std::size_t world_size = 1;
 
     void check() const;
 };

@@ -22,6 +22,8 @@ double sum(double value);
 void broadcast_bytes(void* data, std::size_t bytes, int root);
 // Every rank's `local` (same length on all ranks), rank after rank.
 std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local);
+// Every rank's `local` bytes (any length) on `root`, rank after rank; empty elsewhere.
+std::vector<std::string> gather(const std::string& local, int root);
 
 // A non-blocking in-place sum over ranks.
 class Pending {

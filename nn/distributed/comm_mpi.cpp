@@ -115,6 +115,28 @@ std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local) {
     return all;
 }
 
+std::vector<std::string> gather(const std::string& local, int root) {
+    require_init("gather");
+    if (local.size() > std::size_t(INT32_MAX)) throw CommunicationError("distributed: gather of more than 2^31 bytes");
+    const int n = size(), me = rank();
+    const int length = static_cast<int>(local.size());
+    std::vector<int> lengths(me == root ? std::size_t(n) : 0), offsets(lengths.size());
+    check(MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather");
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < lengths.size(); ++r) {
+        if (total > std::size_t(INT32_MAX)) throw CommunicationError("distributed: gather of more than 2^31 bytes");
+        offsets[r] = static_cast<int>(total);
+        total += std::size_t(lengths[r]);
+    }
+    std::string all(total, '\0');
+    check(MPI_Gatherv(local.data(), length, MPI_BYTE, all.data(), lengths.data(), offsets.data(), MPI_BYTE, root,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    std::vector<std::string> out;
+    for (std::size_t r = 0; r < lengths.size(); ++r) out.push_back(all.substr(std::size_t(offsets[r]), std::size_t(lengths[r])));
+    return out;
+}
+
 namespace {
 template <class T>
 std::uintptr_t start(T* data, std::size_t n) {

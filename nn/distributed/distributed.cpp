@@ -41,6 +41,12 @@ void Session::barrier() const { comm::barrier(); }
 
 double Session::sum(double value) const { return comm::sum(value); }
 
+std::vector<std::string> Session::gather(const std::string& bytes, int root) const {
+    if (root < 0 || root >= size_)
+        throw ValueError("Session::gather: root " + std::to_string(root) + " is not a rank of " + std::to_string(size_));
+    return comm::gather(bytes, root);
+}
+
 template <class T>
 void broadcast(const std::vector<BasicTensor<T>>& tensors, int root) {
     if (comm::size() == 1) return;
