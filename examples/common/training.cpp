@@ -143,6 +143,18 @@ void Run::resume() {
 
 void Run::train(const Hooks& hooks) {
     if (!o_.resume.empty()) resume();
+    if (ranks_ == 1) return train_epochs(hooks);
+    try {
+        train_epochs(hooks);
+    } catch (const std::exception& e) {
+        // The other ranks cannot go on without this one (they wait in its
+        // all-reduces): end the job here, naming this rank and the error,
+        // while the averager's buffers are still alive.
+        session_->abort(1, "error in step " + std::to_string(step_ + 1) + ": " + e.what());
+    }
+}
+
+void Run::train_epochs(const Hooks& hooks) {
     const std::size_t last = o_.stop_after_epoch ? std::min(o_.stop_after_epoch, o_.epochs) : o_.epochs;
     Tensor x;
     Index y;

@@ -70,7 +70,9 @@ public:
         const tapegrad::distributed::Session* session = nullptr);
 
     // Continues from options.resume if set, then trains up to
-    // options.epochs (or stop_after_epoch).
+    // options.epochs (or stop_after_epoch). On several ranks an error while
+    // training (on any rank) ends the whole job: Session::abort, naming the
+    // rank, the step and the error.
     void train(const Hooks& hooks);
 
     tapegrad::nn::Sequential<float>& model() { return *model_; }
@@ -94,6 +96,7 @@ private:
     std::vector<std::pair<std::string, tapegrad::Generator*>> own_generators();
     void save();
     void resume();
+    void train_epochs(const Hooks& hooks);
 
     Options o_;
     tapegrad::Generator& gen_;

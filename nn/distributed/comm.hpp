@@ -17,6 +17,13 @@ void finalize();
 int rank();
 int size();
 [[noreturn]] void abort(int code);
+// Prints "rank <r>: <message>" to stderr, then abort(code).
+[[noreturn]] void abort_job(int code, const std::string& message);
+// Records that this rank left collectives unfinished (a backward that threw
+// mid-pass): from then on every call above that communicates, finalize()
+// included, ends the job with `why` instead, because the other ranks wait
+// for collectives this rank will never join.
+void mark_unfinished(const std::string& why);
 void barrier();
 double sum(double value);
 void broadcast_bytes(void* data, std::size_t bytes, int root);

@@ -3,6 +3,7 @@
 // run unchanged.
 #include "comm.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace tapegrad::distributed::comm {
@@ -13,6 +14,12 @@ void finalize() {}
 int rank() { return 0; }
 int size() { return 1; }
 void abort(int code) { std::_Exit(code); }
+void abort_job(int code, const std::string& message) {
+    std::fprintf(stderr, "rank 0: %s\n", message.c_str());
+    std::fflush(stderr);
+    abort(code);
+}
+void mark_unfinished(const std::string&) {}  // one process has no collectives to leave unfinished
 void barrier() {}
 double sum(double value) { return value; }
 void broadcast_bytes(void*, std::size_t, int) {}

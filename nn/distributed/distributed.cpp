@@ -31,11 +31,7 @@ Session::~Session() {
     if (owns_mpi_) comm::finalize();
 }
 
-void Session::abort(int code, const std::string& message) const {
-    std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
-    std::fflush(stderr);
-    comm::abort(code);
-}
+void Session::abort(int code, const std::string& message) const { comm::abort_job(code, message); }
 
 void Session::barrier() const { comm::barrier(); }
 

@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
+
+#include <tapegrad/core/op.hpp>
 
 #include "comm.hpp"
 
@@ -64,11 +68,28 @@ struct GradientAverager<T>::State {
         for (std::size_t i = 0; i < next_start; ++i) buckets[i].pending.done();
     }
 
+    // Whether a backward has delivered gradients that finish() has not
+    // collected: the other ranks then take part in (or wait for) this pass's
+    // all-reduces.
+    bool mid_pass() const {
+        return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.ready; });
+    }
+
+    std::string pass_state() const {
+        return std::to_string(next_start) + " of " + std::to_string(buckets.size()) +
+               " buckets had started their all-reduce";
+    }
+
     void on_ready(std::size_t index, const BasicTensor<T>& g) {
         auto& s = slots[index];
+        // A rank cannot drop an unfinished pass and go on: the other ranks
+        // wait for the rest of its all-reduces, or would pair them with this
+        // pass's. So the job ends, naming this rank.
         if (s.ready)
-            throw GraphError("GradientAverager: a parameter got a second gradient before finish(); call finish() "
-                             "after every backward");
+            comm::abort_job(1, "GradientAverager: a parameter of shape " + detail::shape_str(s.param.shape()) +
+                                   " got a gradient again before finish(): the previous backward did not finish "
+                                   "(it threw?) or finish() was not called (" +
+                                   pass_state() + "); the other ranks cannot go on");
         write(s, &g);
         start_ready_buckets();
     }
@@ -116,6 +137,18 @@ GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::s
 template <class T>
 GradientAverager<T>::~GradientAverager() {
     for (auto& h : s_->hooks) h.remove();  // they point into this averager
+    if (!s_->overlap || !s_->mid_pass()) return;
+    const std::string what = "a backward pass was left unfinished (" + s_->pass_state() + ")";
+    if (std::uncaught_exceptions() > 0) {
+        // An exception, most likely from backward, is on its way to a handler
+        // that can name it (Session::abort). The all-reduces in flight still
+        // write into the buckets, so they stay allocated; the next
+        // communication, or the Session's end, ends the job.
+        comm::mark_unfinished(what + " by an exception");
+        s_.release();  // NOLINT: leaked on purpose, see above
+        return;
+    }
+    comm::abort_job(1, "GradientAverager destroyed while " + what + "; the other ranks would wait for it forever");
 }
 
 template <class T>

@@ -16,6 +16,10 @@
 //   error        rank 1 throws at step 20; main catches it and aborts the
 //                job with "rank 1: error: ..." instead of leaving rank 0
 //                waiting.
+//   backward     rank 1's backward throws at step 20 after two of four
+//                buckets started their all-reduce; main catches it as above.
+//   backward-skipped  the same, but the loop catches the error and goes on:
+//                the averager sees the unfinished pass and ends the job.
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -248,25 +252,44 @@ int run_phase(distributed::Session& s, const std::string& dir, const std::string
     return 0;
 }
 
-// Trains until rank 1 dies at step 20; rank 0 would then wait in an all-reduce.
-int dying(distributed::Session& s, bool by_signal) {
+// Trains until rank 1 fails at step 20; rank 0 would then wait in an
+// all-reduce. `how`: "kill" (SIGKILL before the step), "error" (an
+// exception before the step), "backward" (an exception inside backward,
+// from a hook, after two of the four buckets started their all-reduce; main
+// catches it), "backward-skipped" (the same, but the loop catches it and goes
+// on with the next batch).
+int dying(distributed::Session& s, const std::string& how) {
     const auto d = synthetic();
     auto model = make_model();
     nn::SGD<double> opt(model->parameters(), 1e-2);
     Generator gen(3);
     distributed::ShardedBatches batches(d, kGlobalBatch, gen, s);
-    distributed::GradientAverager<double> averager(model->parameters());
+    // Buckets, in backward order: [4.*, 2.bias], [2.weight], [0.bias], [0.weight].
+    distributed::GradientAverager<double> averager(model->parameters(), 4096);
+    if (averager.bucket_count() != 4) return fail(s, "expected 4 buckets");
+    std::size_t step = 0;
+    const bool in_backward = how == "backward" || how == "backward-skipped";
+    auto hook = model->parameters()[2].register_grad_ready_hook([&](const BasicTensor<double>&) {
+        // after the averager's own hook on 2.weight, which started bucket 1
+        if (in_backward && step == 20 && s.rank() == 1) throw ValueError("a deliberate failure in backward on rank 1");
+    });
     Tensor x;
     Index y;
-    for (std::size_t step = 1; step <= 100000; ++step) {
+    for (step = 1; step <= 100000; ++step) {
         if (!batches.next(x, y)) continue;
-        if (step == 20 && s.rank() == 1) {
+        if (step == 20 && s.rank() == 1 && !in_backward) {
             std::fprintf(stderr, "dying on purpose at step 20\n");
-            if (by_signal) std::raise(SIGKILL);
+            if (how == "kill") std::raise(SIGKILL);
             throw ValueError("a deliberate failure on rank 1 at step 20");
         }
         opt.zero_grad();
-        nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        try {
+            nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        } catch (const Error& e) {  // skipping any batch that fails
+            if (how != "backward-skipped") throw;
+            std::fprintf(stderr, "rank %d skips the batch of step %zu: %s\n", s.rank(), step, e.what());
+            continue;
+        }
         averager.finish();
         opt.step();
     }
@@ -283,11 +306,11 @@ int main(int argc, char** argv) {
         if (mode == "equivalence") return equivalence(session);
         if (mode == "resume" && argc > 2) return resume(session, argv[2]);
         if (mode == "run" && argc > 3) return run_phase(session, argv[2], argv[3]);
-        if (mode == "kill") return dying(session, true);
-        if (mode == "error") return dying(session, false);
+        if (mode == "kill" || mode == "error" || mode == "backward" || mode == "backward-skipped")
+            return dying(session, mode);
     } catch (const Error& e) {
         session.abort(1, std::string("error: ") + e.what());  // as a training program would
     }
-    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error\n");
+    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped\n");
     return 2;
 }
