@@ -90,11 +90,13 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < steps; ++i) step();
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double wait = session.sum(averager.wait_seconds() - waited_before) / session.size();
+    std::string bucket_bytes;
+    for (auto b : averager.bucket_bytes()) bucket_bytes += (bucket_bytes.empty() ? "" : ",") + std::to_string(b);
     if (session.is_root())
         std::printf("RESULT mlp=%s allreduce_only=%d probe_bytes=%zu average=%d ranks=%d rows_per_rank=%zu buckets=%zu "
-                    "overlap=%d steps=%zu steps_per_s=%.2f wait_ms_per_step=%.3f\n",
+                    "bucket_bytes=%s overlap=%d steps=%zu steps_per_s=%.2f wait_ms_per_step=%.3f\n",
                     mlp.c_str(), int(allreduce_only), probe_bytes, int(average), session.size(), rows,
-                    averager.bucket_count(), int(averager.overlaps_backward()), steps, double(steps) / elapsed,
+                    averager.bucket_count(), bucket_bytes.c_str(), int(averager.overlaps_backward()), steps, double(steps) / elapsed,
                     1e3 * wait / double(steps));
     if (average) distributed::check_replicas(model, "end of the benchmark");
     return 0;

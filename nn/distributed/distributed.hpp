@@ -145,6 +145,8 @@ public:
     void set_weight(double w);
     void finish();
     std::size_t bucket_count() const;
+    // Bytes of gradient in each bucket, in the order they start.
+    std::vector<std::size_t> bucket_bytes() const;
     // Whether the averager is active (more than one rank): its buckets then
     // start during backward; with one rank it does nothing.
     bool overlaps_backward() const;

@@ -162,6 +162,13 @@ std::size_t GradientAverager<T>::bucket_count() const {
 }
 
 template <class T>
+std::vector<std::size_t> GradientAverager<T>::bucket_bytes() const {
+    std::vector<std::size_t> bytes;
+    for (const auto& b : s_->buckets) bytes.push_back((b.data.size() - b.slots.size()) * sizeof(T));
+    return bytes;
+}
+
+template <class T>
 bool GradientAverager<T>::overlaps_backward() const {
     return s_->overlap;
 }
