@@ -16,8 +16,8 @@
 //   error        rank 1 throws at step 20; main catches it and aborts the
 //                job with "rank 1: error: ..." instead of leaving rank 0
 //                waiting.
-//   backward     rank 1's backward throws at step 20 after two of four
-//                buckets started their all-reduce; main catches it as above.
+//   backward     rank 1's backward throws at step 20 after its first bucket
+//                started its all-reduce; main catches it as above.
 //   backward-skipped  the same, but the loop catches the error and goes on:
 //                the averager sees the unfinished pass and ends the job.
 #include <algorithm>
@@ -255,7 +255,7 @@ int run_phase(distributed::Session& s, const std::string& dir, const std::string
 // Trains until rank 1 fails at step 20; rank 0 would then wait in an
 // all-reduce. `how`: "kill" (SIGKILL before the step), "error" (an
 // exception before the step), "backward" (an exception inside backward,
-// from a hook, after two of the four buckets started their all-reduce; main
+// from a hook, after the first of the four buckets started its all-reduce; main
 // catches it), "backward-skipped" (the same, but the loop catches it and goes
 // on with the next batch).
 int dying(distributed::Session& s, const std::string& how) {
@@ -270,7 +270,7 @@ int dying(distributed::Session& s, const std::string& how) {
     std::size_t step = 0;
     const bool in_backward = how == "backward" || how == "backward-skipped";
     auto hook = model->parameters()[2].register_grad_ready_hook([&](const BasicTensor<double>&) {
-        // after the averager's own hook on 2.weight, which started bucket 1
+        // after the averager's own hook on 2.weight: bucket 0 is in flight, bucket 1 complete
         if (in_backward && step == 20 && s.rank() == 1) throw ValueError("a deliberate failure in backward on rank 1");
     });
     Tensor x;
