@@ -17,13 +17,13 @@ with perfect overlap; communication dominates when allreduce > compute.
 """
 import sys
 
-# Per MLP: gradient bytes per bucket (float32, 1 MiB buckets, the order they
-# start; bench_distributed prints them), T1 and F: one rank's step and its
-# 1-row step with 1 thread, measured by bench/distributed_scaling.py (best
-# runs, docs/distributed.md).
+# Per MLP: gradient bytes per bucket (float32, 1 MiB buckets, in the order
+# they start; bench_distributed prints them); T1, one machine's training step
+# with 1 thread (the README's performance table, a quiet moment); F, the step
+# on 1 row (bench/distributed_scaling.py, best of 3 runs at load 2.9-3.5).
 MLPS = {
-    "784-256-256-10, batch 128": dict(buckets=[274_472, 802_816], t1=1.50e-3, fixed=0.16e-3),
-    "1024-1024-1024-10, batch 1024": dict(buckets=[4_235_304, 4_198_400], t1=78.0e-3, fixed=1.3e-3),
+    "784-256-256-10, batch 128": dict(buckets=[274_472, 802_816], t1=1.39e-3, fixed=0.174e-3),
+    "1024-1024-1024-10, batch 1024": dict(buckets=[45_096, 4_194_304, 4_096, 4_194_304], t1=92.2e-3, fixed=2.73e-3),
 }
 # Links: bandwidth in bytes/s and per-message latency (TCP on 10 Gbit/s
 # Ethernet, RDMA-class 100 Gbit/s).
