@@ -72,8 +72,8 @@ struct GradientAverager<T>::State {
     // OpenMPI 4.1 on 2 local ranks, two 4 MiB all-reduces in flight at once
     // took several times longer than one after the other (the 1024 MLP's
     // 8.4 MB in 4 buckets: 38-56 ms all at once, 5-12 ms as one bucket),
-    // while the 784 MLP's 0.27 + 0.8 MB went faster together than in turn
-    // (docs/distributed.md). `wait` (in finish()) waits for room instead of
+    // while the 784 MLP's 0.27 + 0.8 MB were not consistently faster in
+    // turn (docs/distributed.md). `wait` (in finish()) waits for room instead of
     // returning.
     void start_ready_buckets(bool wait = false) {
         while (next_start < buckets.size() && buckets[next_start].ready == buckets[next_start].slots.size()) {
