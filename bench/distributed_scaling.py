@@ -1,13 +1,26 @@
 #!/usr/bin/env python3
 """Data-parallel scaling: 2 ranks x 1 thread vs 1 rank x 1 thread, side by side.
 
-Runs build/bench/tapegrad_bench_distributed under mpirun with 1 and 2 ranks on
-the 784-256-256-10 (global batch 128) and 1024-1024-1024-10 (global batch
-1024) MLPs, interleaved (1 rank, 2 ranks, 1 rank, ...) so a busy phase of a
-shared machine hits both, and prints a markdown table of medians: steps per
-second, the speed-up, and the time per step spent waiting in the all-reduce.
+Runs build/bench/tapegrad_bench_distributed under mpirun on the
+784-256-256-10 (global batch 128) and 1024-1024-1024-10 (global batch 1024)
+MLPs. Every repetition runs every configuration once, in an order that
+alternates, so a busy phase of a shared machine hits all of them; the tables
+are medians. Besides 1 and 2 ranks it times what a 2-rank step is made of:
 
-  bench/distributed_scaling.py [--build build] [--repetitions 5] [--seconds 4]
+  half alone      1 rank on half the rows: the compute of a 2-rank step
+  half side by side  2 ranks on half the rows each, gradients left local:
+                  the same compute with both ranks on the machine at once
+  fixed           1 rank on 1 row: the per-step cost that does not
+                  shrink with the rows (optimiser, graph, the layers' calls)
+  all-reduce      the model's gradient buckets all-reduced alone, 2 ranks
+  probes          one bucket of 8 bytes (latency) and of 16 MiB (bandwidth)
+
+and fits the cost model of bench/cost_model.py to the probes (per-bucket
+latency from the tiny one, bandwidth from the large one, so both are
+non-negative), then checks its prediction against the measured all-reduce,
+wait and step.
+
+  bench/distributed_scaling.py [--build build] [--repetitions 3] [--seconds 2]
 """
 import argparse
 import os
@@ -15,78 +28,107 @@ import re
 import statistics
 import subprocess
 
+import cost_model
 
-def run(binary, ranks, mlp, seconds, bucket_mib, busy_poll, allreduce_only=False):
-    # A rank waiting in MPI spins by default; on a shared, loaded machine it
-    # then takes CPU from the rank it waits for. Yielding costs a little on an
-    # idle machine and wins a lot on a busy one.
-    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "0" if busy_poll else "1",
-           "-np", str(ranks), binary, "--mlp", mlp,
-           "--seconds", str(seconds), "--bucket-mib", str(bucket_mib), "--allreduce-only", str(int(allreduce_only))]
+SMALL_PROBE, LARGE_PROBE = 8, 16 << 20
+
+
+def run(binary, ranks, args, seconds, bind="none"):
+    # Waiting ranks yield (mpi_yield_when_idle): on a shared machine a
+    # spinning rank takes CPU from the rank it waits for.
+    cmd = ["mpirun", "--oversubscribe", "--bind-to", bind, "--mca", "mpi_yield_when_idle", "1",
+           "-np", str(ranks), binary, "--seconds", str(seconds)] + args
     if os.geteuid() == 0:
         cmd.insert(1, "--allow-run-as-root")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    fields = dict(re.findall(r"(\w+)=([\w.]+)", out.split("RESULT", 1)[1]))
-    return float(fields["steps_per_s"]), float(fields["wait_ms_per_step"]), fields
+    return dict(re.findall(r"(\w+)=([\w.,]+)", out.split("RESULT", 1)[1]))
+
+
+def configurations():
+    """name -> (mlp, ranks, extra arguments, binding)"""
+    c = {}
+    for mlp, batch in (("784", 128), ("1024", 1024)):
+        m = ["--mlp", mlp]
+        c[(mlp, "1 rank")] = (1, m, "none")
+        c[(mlp, "2 ranks")] = (2, m, "none")
+        c[(mlp, "half alone")] = (1, m + ["--rows-per-rank", str(batch // 2)], "none")
+        c[(mlp, "half side by side")] = (2, m + ["--average", "0"], "none")
+        c[(mlp, "all-reduce")] = (2, m + ["--allreduce-only", "1"], "none")
+        c[(mlp, "fixed")] = (1, m + ["--rows-per-rank", "1"], "none")
+    c[("784", "2 ranks, 256 KiB buckets")] = (2, ["--mlp", "784", "--bucket-mib", "0.25"], "none")
+    c[("784", "2 ranks, bound to cores")] = (2, ["--mlp", "784"], "core")
+    c[("probe", "small")] = (2, ["--probe-bytes", str(SMALL_PROBE)], "none")
+    c[("probe", "large")] = (2, ["--probe-bytes", str(LARGE_PROBE)], "none")
+    return c
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build")
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--bucket-mib", type=float, default=1)
-    parser.add_argument("--busy-poll", action="store_true", help="let waiting ranks spin (MPI's default)")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2)
     args = parser.parse_args()
     binary = os.path.join(args.build, "bench", "tapegrad_bench_distributed")
-    mlps = {"784": "784-256-256-10, batch 128", "1024": "1024-1024-1024-10, batch 1024"}
-    rates = {(m, r): [] for m in mlps for r in (1, 2)}
-    comm = {m: [] for m in mlps}  # ms per step of the all-reduce alone, 2 ranks
-    waits = {(m, r): [] for m in mlps for r in (1, 2)}
-    info = {}
+    configs = configurations()
+    ms = {key: [] for key in configs}      # ms per step
+    wait = {key: [] for key in configs}    # ms per step waiting in finish()
+    fields = {}
     load_before = os.getloadavg()[0]
     for rep in range(args.repetitions):
-        for mlp in mlps:
-            for ranks in ((1, 2) if rep % 2 == 0 else (2, 1)):
-                rate, wait, fields = run(binary, ranks, mlp, args.seconds, args.bucket_mib, args.busy_poll)
-                rates[(mlp, ranks)].append(rate)
-                waits[(mlp, ranks)].append(wait)
-                info[(mlp, ranks)] = fields
-            # The whole finish(): part of the all-reduce may run inside the
-            # calls that start and test it, not only in the wait.
-            comm[mlp].append(1e3 / run(binary, 2, mlp, args.seconds / 2, args.bucket_mib, args.busy_poll, True)[0])
+        for key in (list(configs) if rep % 2 == 0 else list(reversed(configs))):
+            ranks, extra, bind = configs[key]
+            f = run(binary, ranks, extra, args.seconds, bind)
+            ms[key].append(1e3 / float(f["steps_per_s"]))
+            wait[key].append(float(f["wait_ms_per_step"]))
+            fields[key] = f
     load_after = os.getloadavg()[0]
+    med = {key: statistics.median(v) for key, v in ms.items()}
+    medw = {key: statistics.median(v) for key, v in wait.items()}
+
     print(f"load average (1 min) before {load_before:.1f}, after {load_after:.1f}, on {os.cpu_count()} CPUs; "
-          f"{args.repetitions} repetitions of {args.seconds:g} s, medians; waiting ranks "
-          f"{'spin' if args.busy_poll else 'yield'}\n")
-    print("| MLP | 1 rank steps/s | 2 ranks steps/s | speed-up | all-reduce wait per step (2 ranks) | buckets | overlap |")
+          f"{args.repetitions} repetitions of {args.seconds:g} s per configuration, interleaved, medians\n")
+    names = {"784": "784-256-256-10, batch 128", "1024": "1024-1024-1024-10, batch 1024"}
+    # The best run of each is what a quiet moment gives; the median what the
+    # load gave most of the time.
+    print("| MLP | 1 rank steps/s | 2 ranks steps/s | speed-up | best runs: speed-up | all-reduce wait per 2-rank step "
+          "| buckets |")
     print("|---|---|---|---|---|---|---|")
-    for mlp, name in mlps.items():
-        one = statistics.median(rates[(mlp, 1)])
-        two = statistics.median(rates[(mlp, 2)])
-        wait = statistics.median(waits[(mlp, 2)])
-        f = info[(mlp, 2)]
-        print(f"| {name} | {one:.1f} | {two:.1f} | {two / one:.2f}x | {wait:.2f} ms ({100 * wait * two / 1000:.0f}% of a step) "
-              f"| {f['buckets']} | {'yes' if f['overlap'] == '1' else 'no'} |")
-    # The cost model for N = 2 (docs/distributed.md): per bucket 2 alpha, plus
-    # bytes / bandwidth; fitted to the two all-reduce-only timings.
-    nbytes = {"784": 269_322 * 4, "1024": 2_109_450 * 4}
-    t = {m: statistics.median(comm[m]) / 1e3 for m in mlps}
-    k = {m: int(info[(m, 2)]["buckets"]) for m in mlps}
-    inv_bw = (t["1024"] * k["784"] - t["784"] * k["1024"]) / (nbytes["1024"] * k["784"] - nbytes["784"] * k["1024"])
-    alpha = (t["784"] - nbytes["784"] * inv_bw) / (2 * k["784"])
-    print(f"\nall-reduce alone, 2 ranks: {1e3 * t['784']:.2f} ms (784 MLP), {1e3 * t['1024']:.2f} ms (1024 MLP); "
-          f"fit: bandwidth {1e-9 / inv_bw if inv_bw > 0 else float('inf'):.2f} GB/s, alpha {1e6 * alpha:.0f} us")
-    print("| MLP | measured 2-rank step | model: T1/2 + all-reduce | model: max(T1/2, all-reduce) |")
-    print("|---|---|---|---|")
-    for mlp, name in mlps.items():
-        t1 = 1 / statistics.median(rates[(mlp, 1)])
-        two = 1 / statistics.median(rates[(mlp, 2)])
-        print(f"| {name} | {1e3 * two:.2f} ms | {1e3 * (t1 / 2 + t[mlp]):.2f} ms | {1e3 * max(t1 / 2, t[mlp]):.2f} ms |")
-    print("\nall runs (steps/s):")
-    for key in rates:
-        print(f"  {key[0]} x {key[1]} rank(s): " + ", ".join(f"{r:.1f}" for r in rates[key]))
+    for mlp, name in names.items():
+        one, two = med[(mlp, "1 rank")], med[(mlp, "2 ranks")]
+        best = min(ms[(mlp, "1 rank")]) / min(ms[(mlp, "2 ranks")])
+        w = medw[(mlp, "2 ranks")]
+        print(f"| {name} | {1e3 / one:.1f} | {1e3 / two:.1f} | {one / two:.2f}x | {best:.2f}x | {w:.2f} ms of "
+              f"{two:.2f} ms | {fields[(mlp, '2 ranks')]['bucket_bytes'].replace(',', ' + ')} bytes |")
+
+    print("\nWhat a 2-rank step is made of (ms per step):\n")
+    print("| MLP | configuration | ms/step (median) | ms/step (best) | wait in finish() |")
+    print("|---|---|---|---|---|")
+    for key in configs:
+        if key[0] in names:
+            print(f"| {key[0]} | {key[1]} | {med[key]:.3f} | {min(ms[key]):.3f} | {medw[key]:.3f} |")
+
+    # Cost model for N = 2 from the probes: a bucket of b bytes costs
+    # 2 (N - 1) alpha + 2 (N - 1) / N * b / bandwidth = 2 alpha + b / bandwidth.
+    small, large = med[("probe", "small")] / 1e3, med[("probe", "large")] / 1e3
+    alpha = small / 2
+    bandwidth = LARGE_PROBE / max(large - 2 * alpha, 1e-12)
+    print(f"\nprobes, 2 ranks: {1e6 * small:.1f} us for {SMALL_PROBE} bytes, {1e3 * large:.2f} ms for "
+          f"{LARGE_PROBE >> 20} MiB: alpha = {1e6 * alpha:.1f} us per message, bandwidth {bandwidth / 1e9:.2f} GB/s\n")
+    print("| MLP | all-reduce: model | all-reduce: measured alone | wait per step: measured | "
+          "step: model (half side by side + all-reduce) | step: measured |")
+    print("|---|---|---|---|---|---|")
+    for mlp, name in names.items():
+        buckets = [int(b) for b in fields[(mlp, "2 ranks")]["bucket_bytes"].split(",")]
+        predicted = sum(cost_model.allreduce(2, b, 1, bandwidth, alpha) for b in buckets)
+        compute = med[(mlp, "half side by side")] / 1e3
+        print(f"| {name} | {1e3 * predicted:.3f} ms | {med[(mlp, 'all-reduce')]:.3f} ms | "
+              f"{medw[(mlp, '2 ranks')]:.3f} ms | {1e3 * (compute + predicted):.3f} ms | {med[(mlp, '2 ranks')]:.3f} ms |")
+    print(f"\n--fit {1e6 * alpha:.2f} {bandwidth / 1e9:.3f}   (alpha in us, bandwidth in GB/s, for cost_model.py)")
+
+    print("\nall runs (ms per step):")
+    for key in configs:
+        print(f"  {key[0]} {key[1]}: " + ", ".join(f"{v:.3f}" for v in ms[key]))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # Installs the built library into a scratch prefix, then builds and runs the
 # consumer in tests/find_package against it twice: through find_package and
-# through pkg-config. Also checks that the installed usage requirements carry
+# through pkg-config; with MPI_EXEC set (a build with MPI), also the
+# distributed consumer, on 2 ranks. Also checks that the installed usage requirements carry
 # no build-machine flags. Run as a CTest test.
 set(prefix ${BUILD_DIR}/find_package_test)
 file(REMOVE_RECURSE ${prefix})
@@ -60,3 +61,14 @@ run(${cxx} -std=c++17 -O2 ${consumer}/main.cpp ${prefix}/pkg-config/closed_form.
     -o ${prefix}/pkg-config/consumer)
 run(${prefix}/pkg-config/consumer)
 message(STATUS "pkg-config consumer:\n${out}")
+
+# tapegrad::distributed, installed only by a build with MPI.
+if(MPI_EXEC)
+  run(${CMAKE_COMMAND} -S ${consumer}/distributed -B ${prefix}/build-distributed
+      -DCMAKE_PREFIX_PATH=${prefix}/install -DCMAKE_BUILD_TYPE=Release)
+  run(${CMAKE_COMMAND} --build ${prefix}/build-distributed)
+  run(${MPI_EXEC} --allow-run-as-root --oversubscribe -n 2 ${prefix}/build-distributed/distributed_consumer)
+  message(STATUS "distributed consumer:\n${out}")
+elseif(EXISTS ${prefix}/install/include/tapegrad/nn/distributed)
+  message(FATAL_ERROR "find_package test: a build without MPI installed tapegrad/nn/distributed")
+endif()

@@ -26,6 +26,8 @@ const char* dtype_name() {
     return std::is_same_v<T, float> ? "float32" : "float64";
 }
 
+std::string ranks(std::size_t n) { return std::to_string(n) + (n == 1 ? " rank" : " ranks"); }
+
 bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 template <class T>
@@ -211,6 +213,7 @@ void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T
 template <class T>
 void RunState<T>::check() const {
     if (!module || !optimizer) throw ValueError("RunState: a run checkpoint needs the module and the optimizer");
+    if (world_size == 0) throw ValueError("RunState: world_size must be at least 1");
 }
 
 template <class T>
@@ -218,7 +221,7 @@ void save_run(const std::string& path, const RunState<T>& run) {
     run.check();
     auto arrays = model_arrays(*run.module, run.optimizer);
     arrays.push_back(count_npy("run/format", static_cast<std::size_t>(kRunFormat)));
-    arrays.push_back(count_npy("run/world_size", 1));
+    arrays.push_back(count_npy("run/world_size", run.world_size));
     arrays.push_back(count_npy("run/epoch", run.epoch));
     arrays.push_back(count_npy("run/step", run.step));
     if (run.schedule) arrays.push_back(count_npy("run/schedule_epoch", run.schedule->epoch()));
@@ -248,9 +251,10 @@ void load_run(const std::string& path, RunState<T>& run) {
         throw ValueError("load_run: '" + path + "' has run format " + std::to_string(format) +
                          "; this tapegrad reads format " + std::to_string(kRunFormat));
     const std::size_t world_size = count(path, file, "run/world_size");
-    if (world_size != 1)
-        throw ValueError("load_run: '" + path + "' was written by a run on " + std::to_string(world_size) +
-                         " ranks; this run has 1");
+    if (world_size != run.world_size)
+        throw ValueError("load_run: '" + path + "' was written by a run on " + ranks(world_size) +
+                         "; this run has " + ranks(run.world_size) + ": resume it with the same number of ranks (the data slices and every rank's generators "
+                         "depend on it)");
     const std::size_t epoch = count(path, file, "run/epoch"), step = count(path, file, "run/step");
     const std::size_t schedule_epoch = run.schedule ? count(path, file, "run/schedule_epoch") : 0;
     std::vector<std::size_t> order;

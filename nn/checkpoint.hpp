@@ -32,9 +32,12 @@
 //                                shuffling, the thread's default generator...)
 //   run/series/<name>            float64 histories the run keeps (loss per epoch)
 //   run/format, run/world_size   layout version (1) and the number of ranks
-//                                that wrote it (1). A data-parallel run will
-//                                add per-rank entries under "rank/<r>/"; the
-//                                data order is one permutation shared by all.
+//                                that wrote it (RunState::world_size; load_run
+//                                refuses another). A data-parallel run stores
+//                                what differs per rank as run generators and
+//                                series named "rank<r>/..." (training::Run:
+//                                each rank's Dropout generators); the data
+//                                order is one permutation shared by all.
 // The model-only forms of load_checkpoint read a run checkpoint too (they
 // ignore the run's entries).
 #pragma once
@@ -86,6 +89,10 @@ struct RunState {
     std::size_t epoch = 0;  // epochs completed
     std::size_t step = 0;   // optimiser steps in all
     std::vector<std::pair<std::string, std::vector<double>>> series;
+    // Processes of a data-parallel run (distributed::Session::size()). Saved;
+    // load_run refuses a file written by another number, because the data
+    // slices and the ranks' generators depend on it.
+    std::size_t world_size = 1;
 
     void check() const;
 };

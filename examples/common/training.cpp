@@ -1,5 +1,7 @@
 #include "training.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 using namespace tapegrad;
@@ -32,6 +34,16 @@ std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t
     return model;
 }
 
+std::string rank_prefix(int rank) { return "rank" + std::to_string(rank) + "/"; }
+
+// A double as its 8 bytes and back (exact, unlike text).
+std::string bytes_of(double v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); }
+double double_of(const std::string& bytes) {
+    double v = 0;
+    std::memcpy(&v, bytes.data(), std::min(bytes.size(), sizeof v));
+    return v;
+}
+
 }  // namespace
 
 Run::Run(const Options& options, const data::Dataset& train, Generator& gen, const distributed::Session* session)
@@ -50,50 +62,99 @@ Run::Run(const Options& options, const data::Dataset& train, Generator& gen, con
     }
 }
 
-nn::RunState<float> Run::state() {
-    nn::RunState<float> s;
+std::vector<std::pair<std::string, Generator*>> Run::own_generators() {
+    auto all = model_->named_generators();
+    for (auto& entry : all) entry.first = "model/" + entry.first;
+    // `gen_` initialised the model and shuffles the data (the same on every
+    // rank); nothing in the loop draws from the default generator, but user
+    // layers might.
+    all.emplace_back("main", &gen_);
+    all.emplace_back("default", &default_generator());
+    return all;
+}
+
+Run::Snapshot Run::snapshot() {
+    Snapshot snap;
+    auto& s = snap.state;
     s.module = model_.get();
     s.optimizer = optimizer_.get();
     s.schedule = schedule_.get();
     s.batches = &batches_->global();  // the data order, the same on every rank
-    // `gen_` initialised the model and shuffles the data; nothing in the
-    // loop draws from the default generator, but user layers might.
-    s.generators = {{"main", &gen_}, {"default", &default_generator()}};
+    s.generators = {{"main", &gen_}, {"default", &default_generator()}};  // the model's are always included
     s.epoch = epoch_;
     s.step = step_;
+    s.world_size = std::size_t(ranks_);
     s.series = {{"train_loss", losses_}, {"validation_score", scores_}, {"epoch_progress", {epoch_loss_sum_, double(epoch_steps_)}}};
-    return s;
+    // Placeholders for the other ranks' parts, filled by save() or load_run.
+    for (int r = 1; r < ranks_; ++r) {
+        for (const auto& [name, g] : own_generators()) {
+            snap.others.emplace_back();
+            s.generators.emplace_back(rank_prefix(r) + name, &snap.others.back());
+        }
+        s.series.push_back({rank_prefix(r) + "epoch_progress", {0.0, 0.0}});
+    }
+    return snap;
 }
 
 void Run::save() {
+    auto snap = snapshot();
+    if (ranks_ > 1) {  // collective: every rank sends its part to rank 0
+        const auto own = own_generators();
+        std::vector<std::vector<std::string>> states;  // per generator, per rank
+        for (const auto& [name, g] : own) states.push_back(session_->gather(g->state()));
+        const auto sums = session_->gather(bytes_of(epoch_loss_sum_));
+        if (rank_ != 0) return;
+        std::size_t k = 0;
+        for (int r = 1; r < ranks_; ++r) {
+            for (std::size_t i = 0; i < own.size(); ++i) snap.others[k++].set_state(states[i][std::size_t(r)]);
+            for (auto& [name, values] : snap.state.series)
+                if (name == rank_prefix(r) + "epoch_progress")
+                    values = {double_of(sums[std::size_t(r)]), double(epoch_steps_)};
+        }
+    }
     if (rank_ != 0) return;  // the replicas are equal: rank 0 writes for all
     const std::filesystem::path path(o_.checkpoint);
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    nn::save_run(o_.checkpoint, state());
+    nn::save_run(o_.checkpoint, snap.state);
+}
+
+void Run::resume() {
+    auto snap = snapshot();
+    auto& s = snap.state;
+    nn::load_run(o_.resume, s);  // refuses a file of another number of ranks
+    epoch_ = s.epoch;
+    step_ = s.step;
+    const std::string progress = rank_ > 0 ? rank_prefix(rank_) + "epoch_progress" : "epoch_progress";
+    for (auto& [name, values] : s.series) {
+        if (name == "train_loss") losses_ = values;
+        if (name == "validation_score") scores_ = values;
+        if (name == progress && values.size() == 2) {
+            epoch_loss_sum_ = values[0];
+            epoch_steps_ = static_cast<std::size_t>(values[1]);
+        }
+    }
+    // load_run gave every rank rank 0's generators; the others take their own.
+    if (rank_ > 0) {
+        const auto own = own_generators();
+        const std::size_t first = std::size_t(rank_ - 1) * own.size();
+        for (std::size_t i = 0; i < own.size(); ++i) *own[i].second = snap.others[first + i];
+    }
 }
 
 void Run::train(const Hooks& hooks) {
-    if (!o_.resume.empty()) {
-        auto s = state();
-        nn::load_run(o_.resume, s);
-        // The file holds rank 0's dropout generators. Other ranks derive
-        // theirs from them, so replicas keep drawing different masks (the
-        // masks then differ from those of an uninterrupted run:
-        // docs/distributed.md, "Resuming").
-        if (rank_ > 0)
-            for (auto& [name, g] : model_->named_generators())
-                g->seed(g->engine()() ^ (0x9e3779b97f4a7c15ull * std::uint64_t(rank_)));
-        epoch_ = s.epoch;
-        step_ = s.step;
-        for (auto& [name, values] : s.series) {
-            if (name == "train_loss") losses_ = values;
-            if (name == "validation_score") scores_ = values;
-            if (name == "epoch_progress" && values.size() == 2) {
-                epoch_loss_sum_ = values[0];
-                epoch_steps_ = static_cast<std::size_t>(values[1]);
-            }
-        }
+    if (!o_.resume.empty()) resume();
+    if (ranks_ == 1) return train_epochs(hooks);
+    try {
+        train_epochs(hooks);
+    } catch (const std::exception& e) {
+        // The other ranks cannot go on without this one (they wait in its
+        // all-reduces): end the job here, naming this rank and the error,
+        // while the averager's buffers are still alive.
+        session_->abort(1, "error in step " + std::to_string(step_ + 1) + ": " + e.what());
     }
+}
+
+void Run::train_epochs(const Hooks& hooks) {
     const std::size_t last = o_.stop_after_epoch ? std::min(o_.stop_after_epoch, o_.epochs) : o_.epochs;
     Tensor x;
     Index y;

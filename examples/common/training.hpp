@@ -9,12 +9,15 @@
 //
 // Given a distributed::Session of several ranks (mpirun), every rank trains a
 // replica on its slice of each global batch of options.batch_size rows and
-// the gradients are averaged (docs/distributed.md); only rank 0 writes the
-// run checkpoint, every rank resumes from it.
+// the gradients are averaged (docs/distributed.md). Saving a checkpoint is
+// collective: rank 0 gathers every rank's generators (each rank draws its own
+// dropout masks) and progress and writes one file, from which every rank
+// resumes its own part; it resumes only with the same number of ranks.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -67,7 +70,9 @@ public:
         const tapegrad::distributed::Session* session = nullptr);
 
     // Continues from options.resume if set, then trains up to
-    // options.epochs (or stop_after_epoch).
+    // options.epochs (or stop_after_epoch). On several ranks an error while
+    // training (on any rank) ends the whole job: Session::abort, naming the
+    // rank, the step and the error.
     void train(const Hooks& hooks);
 
     tapegrad::nn::Sequential<float>& model() { return *model_; }
@@ -79,8 +84,19 @@ public:
     const std::vector<double>& validation_scores() const { return scores_; }
 
 private:
-    tapegrad::nn::RunState<float> state();
+    // What every rank saves: rank 0's under the plain names; the generators
+    // and progress of rank r > 0 under "rank<r>/", staged in `others`.
+    struct Snapshot {
+        tapegrad::nn::RunState<float> state;
+        std::deque<tapegrad::Generator> others;
+    };
+    Snapshot snapshot();
+    // This rank's generators: the model's (its dropout masks), the run's and
+    // the default one.
+    std::vector<std::pair<std::string, tapegrad::Generator*>> own_generators();
     void save();
+    void resume();
+    void train_epochs(const Hooks& hooks);
 
     Options o_;
     tapegrad::Generator& gen_;

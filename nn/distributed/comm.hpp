@@ -17,11 +17,20 @@ void finalize();
 int rank();
 int size();
 [[noreturn]] void abort(int code);
+// Prints "rank <r>: <message>" to stderr, then abort(code).
+[[noreturn]] void abort_job(int code, const std::string& message);
+// Records that this rank left collectives unfinished (a backward that threw
+// mid-pass): from then on every call above that communicates, finalize()
+// included, ends the job with `why` instead, because the other ranks wait
+// for collectives this rank will never join.
+void mark_unfinished(const std::string& why);
 void barrier();
 double sum(double value);
 void broadcast_bytes(void* data, std::size_t bytes, int root);
 // Every rank's `local` (same length on all ranks), rank after rank.
 std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local);
+// Every rank's `local` bytes (any length) on `root`, rank after rank; empty elsewhere.
+std::vector<std::string> gather(const std::string& local, int root);
 
 // A non-blocking in-place sum over ranks.
 class Pending {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -27,10 +28,16 @@ void check(int code, const char* what) {
     throw CommunicationError(std::string("distributed: ") + what + " failed: " + std::string(text, length));
 }
 
+std::string& unfinished() {
+    static std::string why;
+    return why;
+}
+
 void require_init(const char* what) {
     int up = 0;
     MPI_Initialized(&up);
     if (!up) throw CommunicationError(std::string("distributed: ") + what + " needs a distributed::Session first");
+    if (!unfinished().empty()) abort_job(1, unfinished() + "; ending every rank at the next " + what);
 }
 
 MPI_Request to_request(std::uintptr_t bits) {
@@ -59,6 +66,7 @@ bool init(int* argc, char*** argv) {
 }
 
 void finalize() {
+    if (!unfinished().empty()) abort_job(1, unfinished() + "; ending every rank instead of finalising");
     int down = 0;
     MPI_Finalized(&down);
     if (!down) MPI_Finalize();
@@ -81,6 +89,19 @@ int size() {
 void abort(int code) {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
+}
+
+void abort_job(int code, const std::string& message) {
+    int up = 0, r = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    std::fprintf(stderr, "rank %d: %s\n", r, message.c_str());
+    std::fflush(stderr);
+    abort(code);
+}
+
+void mark_unfinished(const std::string& why) {
+    if (unfinished().empty()) unfinished() = why;
 }
 
 void barrier() {
@@ -113,6 +134,28 @@ std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local) {
                         static_cast<int>(local.size()), MPI_UINT64_T, MPI_COMM_WORLD),
           "MPI_Allgather");
     return all;
+}
+
+std::vector<std::string> gather(const std::string& local, int root) {
+    require_init("gather");
+    if (local.size() > std::size_t(INT32_MAX)) throw CommunicationError("distributed: gather of more than 2^31 bytes");
+    const int n = size(), me = rank();
+    const int length = static_cast<int>(local.size());
+    std::vector<int> lengths(me == root ? std::size_t(n) : 0), offsets(lengths.size());
+    check(MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, MPI_COMM_WORLD), "MPI_Gather");
+    std::size_t total = 0;
+    for (std::size_t r = 0; r < lengths.size(); ++r) {
+        if (total > std::size_t(INT32_MAX)) throw CommunicationError("distributed: gather of more than 2^31 bytes");
+        offsets[r] = static_cast<int>(total);
+        total += std::size_t(lengths[r]);
+    }
+    std::string all(total, '\0');
+    check(MPI_Gatherv(local.data(), length, MPI_BYTE, all.data(), lengths.data(), offsets.data(), MPI_BYTE, root,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+    std::vector<std::string> out;
+    for (std::size_t r = 0; r < lengths.size(); ++r) out.push_back(all.substr(std::size_t(offsets[r]), std::size_t(lengths[r])));
+    return out;
 }
 
 namespace {

@@ -31,15 +31,17 @@ Session::~Session() {
     if (owns_mpi_) comm::finalize();
 }
 
-void Session::abort(int code, const std::string& message) const {
-    std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
-    std::fflush(stderr);
-    comm::abort(code);
-}
+void Session::abort(int code, const std::string& message) const { comm::abort_job(code, message); }
 
 void Session::barrier() const { comm::barrier(); }
 
 double Session::sum(double value) const { return comm::sum(value); }
+
+std::vector<std::string> Session::gather(const std::string& bytes, int root) const {
+    if (root < 0 || root >= size_)
+        throw ValueError("Session::gather: root " + std::to_string(root) + " is not a rank of " + std::to_string(size_));
+    return comm::gather(bytes, root);
+}
 
 template <class T>
 void broadcast(const std::vector<BasicTensor<T>>& tensors, int root) {

@@ -69,6 +69,9 @@ public:
     void barrier() const;
     // The sum of `value` over all ranks, on every rank.
     double sum(double value) const;
+    // Every rank's `bytes` (any length, e.g. a generator's state) on rank
+    // `root`, indexed by rank; an empty vector on the other ranks.
+    std::vector<std::string> gather(const std::string& bytes, int root = 0) const;
 
 private:
     int rank_ = 0, size_ = 1;
@@ -142,6 +145,8 @@ public:
     void set_weight(double w);
     void finish();
     std::size_t bucket_count() const;
+    // Bytes of gradient in each bucket, in the order they start.
+    std::vector<std::size_t> bucket_bytes() const;
     // Whether the averager is active (more than one rank): its buckets then
     // start during backward; with one rank it does nothing.
     bool overlaps_backward() const;

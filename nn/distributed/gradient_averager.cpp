@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <string>
 #include <type_traits>
 #include <utility>
+
+#include <tapegrad/core/op.hpp>
 
 #include "comm.hpp"
 
@@ -31,6 +35,7 @@ struct GradientAverager<T>::State {
     std::size_t next_start = 0;  // buckets start in index order on every rank (MPI needs the same order)
     double weight = 1;
     double waited = 0;
+    std::size_t max_in_flight = 0;  // bytes: twice the bucket size
     bool overlap = false;
     std::vector<HookHandle> hooks;
 
@@ -53,22 +58,63 @@ struct GradientAverager<T>::State {
         ++b.ready;
     }
 
-    void start_ready_buckets() {
+    // Bytes of the all-reduces still in flight (testing them, which is also
+    // what moves them forward: MPI progresses only inside MPI calls).
+    std::size_t bytes_in_flight() {
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < next_start; ++i)
+            if (!buckets[i].pending.done()) bytes += buckets[i].data.size() * sizeof(T);
+        return bytes;
+    }
+
+    // Starts the complete buckets in index order, keeping the bytes in
+    // flight within `max_in_flight` (a larger bucket starts alone). With
+    // OpenMPI 4.1 on 2 local ranks, two 4 MiB all-reduces in flight at once
+    // took several times longer than one after the other (the 1024 MLP's
+    // 8.4 MB in 4 buckets: 38-56 ms all at once, 5-12 ms as one bucket),
+    // while the 784 MLP's 0.27 + 0.8 MB were not consistently faster in
+    // turn (docs/distributed.md). `wait` (in finish()) waits for room instead of
+    // returning.
+    void start_ready_buckets(bool wait = false) {
         while (next_start < buckets.size() && buckets[next_start].ready == buckets[next_start].slots.size()) {
+            const std::size_t flying = bytes_in_flight(), mine = buckets[next_start].data.size() * sizeof(T);
+            if (flying > 0 && flying + mine > max_in_flight) {
+                if (!wait) return;
+                for (std::size_t i = 0; i < next_start; ++i)
+                    if (buckets[i].pending.active()) {
+                        buckets[i].pending.wait();  // the oldest
+                        break;
+                    }
+                continue;
+            }
             auto& b = buckets[next_start++];
             b.pending = comm::Pending::start_sum(b.data.data(), b.data.size());
             b.started = true;
         }
-        // MPI moves non-blocking collectives forward only inside MPI calls:
-        // poke the ones in flight while backward runs.
-        for (std::size_t i = 0; i < next_start; ++i) buckets[i].pending.done();
+    }
+
+    // Whether a backward has delivered gradients that finish() has not
+    // collected: the other ranks then take part in (or wait for) this pass's
+    // all-reduces.
+    bool mid_pass() const {
+        return std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.ready; });
+    }
+
+    std::string pass_state() const {
+        return std::to_string(next_start) + " of " + std::to_string(buckets.size()) +
+               " buckets had started their all-reduce";
     }
 
     void on_ready(std::size_t index, const BasicTensor<T>& g) {
         auto& s = slots[index];
+        // A rank cannot drop an unfinished pass and go on: the other ranks
+        // wait for the rest of its all-reduces, or would pair them with this
+        // pass's. So the job ends, naming this rank.
         if (s.ready)
-            throw GraphError("GradientAverager: a parameter got a second gradient before finish(); call finish() "
-                             "after every backward");
+            comm::abort_job(1, "GradientAverager: a parameter of shape " + detail::shape_str(s.param.shape()) +
+                                   " got a gradient again before finish(): the previous backward did not finish "
+                                   "(it threw?) or finish() was not called (" +
+                                   pass_state() + "); the other ranks cannot go on");
         write(s, &g);
         start_ready_buckets();
     }
@@ -78,6 +124,7 @@ template <class T>
 GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes)
     : s_(std::make_unique<State>()) {
     s_->weight = 1.0 / comm::size();
+    s_->max_in_flight = 2 * bucket_bytes;
     // Reverse registration order: the order backward finishes the gradients
     // of a feed-forward model, so the first bucket fills first.
     std::size_t bytes = 0;
@@ -116,6 +163,18 @@ GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::s
 template <class T>
 GradientAverager<T>::~GradientAverager() {
     for (auto& h : s_->hooks) h.remove();  // they point into this averager
+    if (!s_->overlap || !s_->mid_pass()) return;
+    const std::string what = "a backward pass was left unfinished (" + s_->pass_state() + ")";
+    if (std::uncaught_exceptions() > 0) {
+        // An exception, most likely from backward, is on its way to a handler
+        // that can name it (Session::abort). The all-reduces in flight still
+        // write into the buckets, so they stay allocated; the next
+        // communication, or the Session's end, ends the job.
+        comm::mark_unfinished(what + " by an exception");
+        s_.release();  // NOLINT: leaked on purpose, see above
+        return;
+    }
+    comm::abort_job(1, "GradientAverager destroyed while " + what + "; the other ranks would wait for it forever");
 }
 
 template <class T>
@@ -126,6 +185,13 @@ void GradientAverager<T>::set_weight(double w) {
 template <class T>
 std::size_t GradientAverager<T>::bucket_count() const {
     return s_->buckets.size();
+}
+
+template <class T>
+std::vector<std::size_t> GradientAverager<T>::bucket_bytes() const {
+    std::vector<std::size_t> bytes;
+    for (const auto& b : s_->buckets) bytes.push_back((b.data.size() - b.slots.size()) * sizeof(T));
+    return bytes;
 }
 
 template <class T>
@@ -145,8 +211,8 @@ void GradientAverager<T>::finish() {
     // Parameters backward did not reach on this rank count as zero here.
     for (auto& slot : s.slots)
         if (!slot.ready) s.write(slot, nullptr);
-    s.start_ready_buckets();
     const auto t0 = std::chrono::steady_clock::now();
+    s.start_ready_buckets(true);
     for (auto& b : s.buckets) b.pending.wait();
     s.waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

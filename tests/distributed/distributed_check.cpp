@@ -6,14 +6,20 @@
 //                ranks agree bitwise after every step; every rank's rows are
 //                its slice of the global batch; a changed replica is named;
 //                uneven slices (3 ranks, without MPI) cover each batch once.
-//   resume       the main job's loop (training::Run) on 2 ranks, stopped
-//                after epoch 2 and resumed from rank 0's run checkpoint,
-//                ends bitwise equal to an uninterrupted 2-rank run.
+//   resume       the main job's loop (training::Run) on 2 ranks with
+//                dropout, stopped after epoch 2 and resumed from the run
+//                checkpoint, ends bitwise equal to an uninterrupted 2-rank run.
+//   run          one job of killed_run.sh: uninterrupted, SIGKILLed
+//                mid-epoch, or resumed from the killed run's checkpoint.
 //   kill         rank 1 is killed (SIGKILL) at step 20: mpirun must end the
 //                job and name the rank (dying_rank.sh checks time and message).
 //   error        rank 1 throws at step 20; main catches it and aborts the
 //                job with "rank 1: error: ..." instead of leaving rank 0
 //                waiting.
+//   backward     rank 1's backward throws at step 20 after its first bucket
+//                started its all-reduce; main catches it as above.
+//   backward-skipped  the same, but the loop catches the error and goes on:
+//                the averager sees the unfinished pass and ends the job.
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -175,56 +181,115 @@ int equivalence(distributed::Session& s) {
     return 0;
 }
 
-// Stop after epoch 2 and resume vs an uninterrupted run, both on all ranks.
-// No dropout: with dropout, ranks other than 0 resume with masks derived
-// from rank 0's generators (docs/distributed.md).
-int resume(distributed::Session& s, const std::string& dir) {
+// The main job's loop on 2 ranks with dropout on, so every rank draws its
+// own masks from its own generators: 4 epochs of 8 steps, a checkpoint every
+// 3 steps and after every epoch. Returns the hash of the final parameters.
+std::uint64_t train_run(distributed::Session& s, const std::string& checkpoint, const std::string& from,
+                        std::size_t stop, std::size_t kill_at_step = 0) {
     Generator data_gen(4);
     const auto d = training::synthetic_classification(512, 12, 3, data_gen);
     training::Options o;
     o.epochs = 4;
     o.batch_size = 64;
     o.hidden = {16};
-    o.dropout = 0;
+    o.dropout = 0.3;
     o.checkpoint_every = 3;
-    auto train = [&](const std::string& checkpoint, const std::string& from, std::size_t stop) {
-        training::Options run_options = o;
-        run_options.checkpoint = checkpoint;
-        run_options.resume = from;
-        run_options.stop_after_epoch = stop;
-        Generator gen(21);
-        training::Run run(run_options, d, gen, &s);
-        run.train({});
-        s.barrier();  // rank 0's checkpoint is written before anyone reads it
-        return distributed::hash_values(run.model().parameters());
+    o.checkpoint = checkpoint;
+    o.resume = from;
+    o.stop_after_epoch = stop;
+    Generator gen(21);
+    training::Run run(o, d, gen, &s);
+    training::Hooks hooks;
+    hooks.on_step = [&](std::size_t, std::size_t, std::size_t, double) {
+        // Rank 0 (the writer) dies mid-epoch: 2.5 epochs in, 2 steps after a checkpoint.
+        if (kill_at_step && s.is_root() && run.steps_done() == kill_at_step) std::raise(SIGKILL);
     };
-    const auto whole = train(dir + "/whole.npz", "", 0);
-    train(dir + "/stopped.npz", "", 2);
-    const auto resumed = train(dir + "/resumed.npz", dir + "/stopped.npz", 0);
+    run.train(hooks);
+    s.barrier();  // rank 0's checkpoint is written before anyone reads it
+    return distributed::hash_values(run.model().parameters());
+}
+
+// The ranks' dropout generators differ, so a checkpoint with rank 0's alone
+// could not resume rank 1 bit for bit.
+bool dropout_generators_differ(distributed::Session& s) {
+    Generator data_gen(4);
+    const auto d = training::synthetic_classification(64, 12, 3, data_gen);
+    training::Options o;
+    o.hidden = {16};
+    o.dropout = 0.3;
+    Generator gen(21);
+    training::Run run(o, d, gen, &s);
+    std::string states;
+    for (const auto& [name, g] : run.model().named_generators()) states += g->state();
+    const auto all = s.gather(states);
+    const bool differ = s.is_root() && all.size() == 2 && all[0] != all[1] && !states.empty();
+    return s.sum(differ ? 1.0 : 0.0) > 0;
+}
+
+// Stop after epoch 2 and resume vs an uninterrupted run, both on all ranks,
+// in one job (every Run starts from fresh generators, as a new job would).
+int resume(distributed::Session& s, const std::string& dir) {
+    if (s.size() != 2) return fail(s, "the resume check needs exactly 2 ranks, got " + std::to_string(s.size()));
+    if (!dropout_generators_differ(s)) return fail(s, "the ranks' dropout generators are equal; the test tests nothing");
+    const auto whole = train_run(s, dir + "/whole.npz", "", 0);
+    train_run(s, dir + "/stopped.npz", "", 2);
+    const auto resumed = train_run(s, dir + "/resumed.npz", dir + "/stopped.npz", 0);
     if (resumed != whole) return fail(s, "the resumed 2-rank run differs from the uninterrupted one");
-    if (s.is_root()) std::printf("RESUME OK\n");
+    if (s.is_root()) std::printf("RESUME OK (dropout on, final hash %016llx)\n", (unsigned long long)whole);
     return 0;
 }
 
-// Trains until rank 1 dies at step 20; rank 0 would then wait in an all-reduce.
-int dying(distributed::Session& s, bool by_signal) {
+// One job of killed_run.sh: `whole` runs uninterrupted, `kill` dies by
+// SIGKILL at step 20 (last checkpoint at step 18), `resume` continues the
+// killed run from its checkpoint. Prints the final parameters' hash.
+int run_phase(distributed::Session& s, const std::string& dir, const std::string& phase) {
+    std::uint64_t h = 0;
+    if (phase == "whole") h = train_run(s, dir + "/whole.npz", "", 0);
+    else if (phase == "kill") h = train_run(s, dir + "/killed.npz", "", 0, 20);
+    else if (phase == "resume") h = train_run(s, dir + "/killed.npz", dir + "/killed.npz", 0);
+    else return fail(s, "unknown phase '" + phase + "'");
+    if (s.is_root()) std::printf("final hash %016llx\n", (unsigned long long)h);
+    return 0;
+}
+
+// Trains until rank 1 fails at step 20; rank 0 would then wait in an
+// all-reduce. `how`: "kill" (SIGKILL before the step), "error" (an
+// exception before the step), "backward" (an exception inside backward,
+// from a hook, after the first of the four buckets started its all-reduce; main
+// catches it), "backward-skipped" (the same, but the loop catches it and goes
+// on with the next batch).
+int dying(distributed::Session& s, const std::string& how) {
     const auto d = synthetic();
     auto model = make_model();
     nn::SGD<double> opt(model->parameters(), 1e-2);
     Generator gen(3);
     distributed::ShardedBatches batches(d, kGlobalBatch, gen, s);
-    distributed::GradientAverager<double> averager(model->parameters());
+    // Buckets, in backward order: [4.*, 2.bias], [2.weight], [0.bias], [0.weight].
+    distributed::GradientAverager<double> averager(model->parameters(), 4096);
+    if (averager.bucket_count() != 4) return fail(s, "expected 4 buckets");
+    std::size_t step = 0;
+    const bool in_backward = how == "backward" || how == "backward-skipped";
+    auto hook = model->parameters()[2].register_grad_ready_hook([&](const BasicTensor<double>&) {
+        // after the averager's own hook on 2.weight: bucket 0 is in flight, bucket 1 complete
+        if (in_backward && step == 20 && s.rank() == 1) throw ValueError("a deliberate failure in backward on rank 1");
+    });
     Tensor x;
     Index y;
-    for (std::size_t step = 1; step <= 100000; ++step) {
+    for (step = 1; step <= 100000; ++step) {
         if (!batches.next(x, y)) continue;
-        if (step == 20 && s.rank() == 1) {
+        if (step == 20 && s.rank() == 1 && !in_backward) {
             std::fprintf(stderr, "dying on purpose at step 20\n");
-            if (by_signal) std::raise(SIGKILL);
+            if (how == "kill") std::raise(SIGKILL);
             throw ValueError("a deliberate failure on rank 1 at step 20");
         }
         opt.zero_grad();
-        nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        try {
+            nn::cross_entropy(model->forward(x.to<double>()), y).backward();
+        } catch (const Error& e) {  // skipping any batch that fails
+            if (how != "backward-skipped") throw;
+            std::fprintf(stderr, "rank %d skips the batch of step %zu: %s\n", s.rank(), step, e.what());
+            continue;
+        }
         averager.finish();
         opt.step();
     }
@@ -240,11 +305,12 @@ int main(int argc, char** argv) {
     try {
         if (mode == "equivalence") return equivalence(session);
         if (mode == "resume" && argc > 2) return resume(session, argv[2]);
-        if (mode == "kill") return dying(session, true);
-        if (mode == "error") return dying(session, false);
+        if (mode == "run" && argc > 3) return run_phase(session, argv[2], argv[3]);
+        if (mode == "kill" || mode == "error" || mode == "backward" || mode == "backward-skipped")
+            return dying(session, mode);
     } catch (const Error& e) {
         session.abort(1, std::string("error: ") + e.what());  // as a training program would
     }
-    std::fprintf(stderr, "usage: distributed_check equivalence|kill|error\n");
+    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped\n");
     return 2;
 }
