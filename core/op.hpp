@@ -214,7 +214,7 @@ public:
             // Node and control block in one block from the thread's record
             // cache (docs/engine.md, "Where graph memory comes from").
             using N = detail::FnNode<T, std::decay_t<F>>;
-            auto node = std::allocate_shared<N>(detail::RecordAllocator<N>(), std::forward<F>(vjp));
+            auto node = std::allocate_shared<N>(detail::RecordAllocator<N>(), std::decay_t<F>(std::forward<F>(vjp)));  // also a named lambda
             node->name = name_;
             node->seq = detail::next_tape_position();
             node->inputs = std::move(edges_);
