@@ -170,6 +170,11 @@ BasicTensor<T> transposed(const BasicTensor<T>& x) {
     return transpose(x, -2, -1);
 }
 
+// The LU-based ops (solve, inv, det, slogdet) factorise at the forward and
+// hand the factors to their VJPs outside any tensor, so their forwards stay
+// inline (op.output): a captured program cannot recompute the factors, and
+// capture refuses these ops, naming them (docs/compile.md).
+//
 // x with op(a)·x = b, from a's LU factors (computed here unless given).
 template <class T>
 BasicTensor<T> lu_solve(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose,
@@ -298,20 +303,22 @@ BasicTensor<T> cholesky(const BasicTensor<T>& a) {
     const Batch batch = square("cholesky", a);
     const std::size_t n = batch.n;
     Op<T> op("cholesky", {a});
-    Array<T> l = a.value();
-    for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
-        T* li = l.data() + i * n * n;
-        // potrf 'U' on the buffer (aᵀ to LAPACK) reads a's lower triangle and
-        // leaves uᵀ·u = aᵀ with u upper column-major, which is l row-major.
-        const int info = cxxlapack::potrf<int>('U', int(n), li, int(n));
-        if (info > 0)
-            throw ValueError("cholesky: " + batch.matrix(i) + " is not positive definite (LAPACK potrf info " +
-                             std::to_string(info) + ": the leading minor of order " + std::to_string(info) +
-                             " is not positive)");
-        for (std::size_t r = 0; r < n; ++r)
-            for (std::size_t s = r + 1; s < n; ++s) li[r * n + s] = T(0);
-    }
-    auto y = op.output(std::move(l));
+    auto y = op.forward([batch, n](const Array<T>& v) {
+        Array<T> l = v;
+        for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
+            T* li = l.data() + i * n * n;
+            // potrf 'U' on the buffer (aᵀ to LAPACK) reads a's lower triangle and
+            // leaves uᵀ·u = aᵀ with u upper column-major, which is l row-major.
+            const int info = cxxlapack::potrf<int>('U', int(n), li, int(n));
+            if (info > 0)
+                throw ValueError("cholesky: " + batch.matrix(i) + " is not positive definite (LAPACK potrf info " +
+                                 std::to_string(info) + ": the leading minor of order " + std::to_string(info) +
+                                 " is not positive)");
+            for (std::size_t r = 0; r < n; ++r)
+                for (std::size_t s = r + 1; s < n; ++s) li[r * n + s] = T(0);
+        }
+        return l;
+    });
     return op.record(y, [sl = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // a = l·lᵀ  =>  l⁻¹·da·l⁻ᵀ = l⁻¹dl + (l⁻¹dl)ᵀ with l⁻¹dl lower, so
         // l⁻¹dl = Φ(l⁻¹·da·l⁻ᵀ), Φ = lower triangle with the diagonal halved.
@@ -332,20 +339,22 @@ BasicTensor<T> triangular_solve(const BasicTensor<T>& a, const BasicTensor<T>& b
     const Batch batch = square("triangular_solve", a);
     const std::size_t n = batch.n, k = rhs_columns("triangular_solve", batch, a, b);
     Op<T> op("triangular_solve", {a, b});
-    Array<T> x = Array<T>::from_shape(b.shape());
-    std::vector<T> work(n * k);
-    const int ld = int(std::max<std::size_t>(1, n));
-    for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
-        to_columns(b.value().data() + i * n * k, work.data(), n, k);
-        // LAPACK sees aᵀ: the other triangle, the other transpose flag.
-        const int info = cxxlapack::trtrs<int>(upper ? 'L' : 'U', transpose ? 'N' : 'T', unit_diagonal ? 'U' : 'N',
-                                               int(n), int(k), a.value().data() + i * n * n, ld, work.data(), ld);
-        if (info > 0)
-            throw ValueError("triangular_solve: " + batch.matrix(i) + " is singular (LAPACK trtrs info " +
-                             std::to_string(info) + ": diagonal element " + std::to_string(info) + " is zero)");
-        to_rows(work.data(), x.data() + i * n * k, n, k);
-    }
-    auto y = op.output(std::move(x));
+    auto y = op.forward([batch, n, k, upper, transpose, unit_diagonal](const Array<T>& av, const Array<T>& bv) {
+        Array<T> x = Array<T>::from_shape(bv.shape());
+        std::vector<T> work(n * k);
+        const int ld = int(std::max<std::size_t>(1, n));
+        for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
+            to_columns(bv.data() + i * n * k, work.data(), n, k);
+            // LAPACK sees aᵀ: the other triangle, the other transpose flag.
+            const int info = cxxlapack::trtrs<int>(upper ? 'L' : 'U', transpose ? 'N' : 'T', unit_diagonal ? 'U' : 'N',
+                                                   int(n), int(k), av.data() + i * n * n, ld, work.data(), ld);
+            if (info > 0)
+                throw ValueError("triangular_solve: " + batch.matrix(i) + " is singular (LAPACK trtrs info " +
+                                 std::to_string(info) + ": diagonal element " + std::to_string(info) + " is zero)");
+            to_rows(work.data(), x.data() + i * n * k, n, k);
+        }
+        return x;
+    });
     return op.record(y, [sa = op.save(a), sx = op.needs(0) ? op.save_output(y) : SavedOutput<T>{}, upper, transpose,
                          unit_diagonal](VjpContext<T>& c, const BasicTensor<T>& g) {
         // x = op(t)⁻¹·b  =>  db = op(t)⁻ᵀ·g,  d op(t) = -db·xᵀ, kept on the
