@@ -280,7 +280,7 @@ public:
     BasicTensor<T> forward(F&& fn) {
         const Array<T>* const* in = inputs_ > in_.size() ? in_many_.data() : in_.data();
         BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
-        if (auto* sink = detail::capture_sink<T>())
+        if (auto* sink = sink_)
             sink->forward(name_, kept_, out, [f = std::decay_t<F>(std::forward<F>(fn)), name = name_](
                                                  const Array<T>* const* args, std::size_t n) mutable {
                 return Array<T>(detail::call_forward<T>(f, args, n, name));
@@ -292,7 +292,7 @@ public:
     // evaluated once). Such an op cannot be captured: prefer forward(fn).
     template <class E>
     BasicTensor<T> output(E&& value) {
-        if (auto* sink = detail::capture_sink<T>()) sink->inline_output(name_);
+        if (sink_) sink_->inline_output(name_);
         return wrap(std::forward<E>(value));
     }
 
@@ -372,7 +372,8 @@ private:
             in = in_many_.data();
         }
         for (It it = first; it != last; ++it) *in++ = it->defined() ? &it->value() : nullptr;
-        if (detail::capture_sink<T>()) kept_.assign(first, last);
+        sink_ = detail::capture_sink<T>();
+        if (sink_) kept_.assign(first, last);
         profiler_ = Profiler::current();
         if (profiler_) started_ = std::chrono::steady_clock::now();
         if (!grad_enabled()) return;
@@ -397,6 +398,7 @@ private:
     std::array<const Array<T>*, 3> in_{};
     std::vector<const Array<T>*> in_many_;  // more than 3 inputs (concat, stack)
     std::vector<BasicTensor<T>> kept_;      // only under capture
+    detail::CaptureSink<T>* sink_ = nullptr;  // the capture running when the op started, if any
     bool recording_ = false;
     std::vector<detail::Edge<T>> edges_;
     std::size_t saved_bytes_ = 0;
@@ -413,6 +415,12 @@ private:
 // Op::forward.
 template <class T, class F>
 BasicTensor<T> no_grad_op(const char* name, std::initializer_list<BasicTensor<T>> inputs, F&& fn) {
+    if (!detail::capture_sink<T>() && inputs.size() <= 3) {  // eager: the value is all there is to make
+        std::array<const Array<T>*, 3> in{};
+        std::size_t n = 0;
+        for (const auto& t : inputs) in[n++] = t.defined() ? &t.value() : nullptr;
+        return BasicTensor<T>(Array<T>(detail::call_forward<T>(fn, in.data(), n, name)));
+    }
     NoGradGuard off;  // no edges to build: the result is off the graph
     Op<T> op(name, inputs);
     return op.forward(std::forward<F>(fn));

@@ -97,7 +97,8 @@ BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size
     Op<T> op("slice_backward", {g});
     auto out = op.forward([in, axis, r](const Array<T>& v) {
         const Blocks b = blocks(in, axis);
-        Array<T> y = xt::zeros<T>(in);
+        Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
+        y.fill(T(0));
         const T* src = v.data();
         for (std::size_t o = 0; o < b.outer; ++o)
             for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
@@ -134,7 +135,9 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
     auto out = op.forward([p, gather, name](const Array<T>& v) {
         const Blocks b = blocks(v.shape(), p->axis);
         for (auto i : p->index) check_index(name, i, b.n, p->axis);
-        const Shape out_shape = gather ? p->index_shape : with_dim(v.shape(), p->axis, p->index.size());
+        Shape selected;  // index_select's shape; gather's is the index's (no copy on a replay)
+        if (!gather) selected = with_dim(v.shape(), p->axis, p->index.size());
+        const Shape& out_shape = gather ? p->index_shape : selected;
         const std::size_t m = out_shape[p->axis];
         Array<T> y = Array<T>::from_shape(out_shape);
         const T* src = v.data();
@@ -163,7 +166,8 @@ BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared
     auto out = op.forward([in, p, gather](const Array<T>& v) {
         const Blocks b = blocks(in, p->axis);
         const std::size_t m = v.shape()[p->axis];
-        Array<T> y = xt::zeros<T>(in);
+        Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
+        y.fill(T(0));
         const T* src = v.data();
         for (std::size_t o = 0; o < b.outer; ++o)
             for (std::size_t j = 0; j < m; ++j, src += b.inner) {

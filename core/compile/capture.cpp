@@ -7,6 +7,7 @@
 #include <tapegrad/core/compile/capture.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <unordered_map>
 
@@ -27,6 +28,7 @@ struct CompiledStep<T>::Program {
         std::vector<std::size_t> in;       // slots read (none: an undefined input)
         std::size_t out;                   // slot written
         std::vector<std::size_t> release;  // computed slots whose last reader this is
+        bool move = false;                 // a clone of a value read by nothing after it: take its buffer
     };
     // A tensor from outside the step: a parameter (a leaf that requires
     // grad) or a constant. Read live on every replay: an optimiser's update
@@ -65,6 +67,7 @@ struct CompiledStep<T>::Program {
     std::vector<Gradient> gradients;
     std::vector<Listed> listed;
     std::vector<BasicTensor<T>> captured_outputs;
+    std::vector<BasicTensor<T>> latest;  // the outputs of the last call
     std::vector<const Array<T>*> args;  // scratch for a step's inputs
     StepFn<T> step_fn;                  // kept for verify
     CaptureOptions<T> options;
@@ -243,6 +246,14 @@ void plan(Program<T>& p) {
     }
     for (std::size_t s = 0; s < p.ptr.size(); ++s)
         if (computed[s] && !pinned[s] && last[s] != none) p.steps[last[s]].release.push_back(s);
+    // A copy of a value nobody reads afterwards (the engine's copy of a
+    // gradient for .grad, say) takes the value's buffer instead.
+    for (std::size_t i = 0; i < p.steps.size(); ++i) {
+        auto& s = p.steps[i];
+        if (std::strcmp(s.name, "clone") == 0 && s.in.size() == 1 && s.in[0] != none && computed[s.in[0]] &&
+            !pinned[s.in[0]] && last[s.in[0]] == i)
+            s.move = true;
+    }
     p.args.assign(arity, nullptr);
     // Each value a replay does not need between replays is freed now.
     for (std::size_t s = 0; s < p.values.size(); ++s)
@@ -300,22 +311,42 @@ void check_parameters(const Program<T>& p) {
     }
 }
 
-// Writes a replay's gradient into .grad: into the buffer already there when
+// t can take a new value of this shape in its own buffer: nobody else
+// holds it, it is on no graph.
+template <class T>
+bool reusable(const BasicTensor<T>& t, const Array<T>& value) {
+    return t.defined() && !t.grad_fn() && t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1 &&
+           t.shape() == value.shape();
+}
+
+// A replay's gradient into .grad: swapped into the buffer already there when
 // nobody else sees it (no allocation), else as a new tensor.
 template <class T>
 void write_grad(detail::TensorImpl<T>& param, Array<T>& value) {
     auto& g = param.grad;
-    if (g.defined() && !g.grad_fn() && g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
-        g.shape() == value.shape()) {
-        std::swap(g.impl()->storage->data, value);
-        ++g.impl()->storage->version;
+    if (!reusable(g, value)) {
+        g = BasicTensor<T>(std::move(value));
         return;
     }
-    g = BasicTensor<T>(std::move(value));
+    std::swap(g.impl()->storage->data, value);
+    ++g.impl()->storage->version;
+}
+
+// A replay's output: copied into the previous call's tensor when the caller
+// let go of it, else into a new one.
+template <class T>
+void write_output(BasicTensor<T>& out, const Array<T>& value) {
+    if (!reusable(out, value)) {
+        out = BasicTensor<T>(Array<T>(value));
+        return;
+    }
+    auto& data = out.impl()->storage->data;
+    std::copy(value.data(), value.data() + value.size(), data.data());
+    ++out.impl()->storage->version;
 }
 
 template <class T>
-std::vector<BasicTensor<T>> replay(Program<T>& p, const StepInputs<T>& in) {
+const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in) {
     check_inputs<T>(p, in);
     check_parameters<T>(p);
     for (std::size_t k = 0; k < p.input_slot.size(); ++k) p.ptr[p.input_slot[k]] = &in.tensors[k].value();
@@ -323,17 +354,20 @@ std::vector<BasicTensor<T>> replay(Program<T>& p, const StepInputs<T>& in) {
     for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
     for (auto& s : p.steps) {
         const std::size_t n = s.in.size();
-        for (std::size_t i = 0; i < n; ++i) p.args[i] = s.in[i] == none ? nullptr : p.ptr[s.in[i]];
-        p.values[s.out] = s.fn(p.args.data(), n);
+        if (s.move) {
+            p.values[s.out] = std::move(p.values[s.in[0]]);
+        } else {
+            for (std::size_t i = 0; i < n; ++i) p.args[i] = s.in[i] == none ? nullptr : p.ptr[s.in[i]];
+            p.values[s.out] = s.fn(p.args.data(), n);
+        }
         p.ptr[s.out] = &p.values[s.out];
         for (auto r : s.release) p.values[r] = Array<T>();
     }
-    std::vector<BasicTensor<T>> outs;
-    outs.reserve(p.outputs.size());
-    for (auto s : p.outputs) outs.emplace_back(Array<T>(*p.ptr[s]));
+    p.latest.resize(p.outputs.size());
+    for (std::size_t k = 0; k < p.outputs.size(); ++k) write_output(p.latest[k], *p.ptr[p.outputs[k]]);
     for (auto& g : p.gradients)
         if (auto param = g.parameter.lock()) write_grad(*param, p.values[g.slot]);
-    return outs;
+    return p.latest;
 }
 
 template <class T>
@@ -351,7 +385,7 @@ std::unique_ptr<Program<T>> record(const StepFn<T>& step, const StepInputs<T>& e
 }
 
 template <class T>
-std::vector<BasicTensor<T>> verify(Program<T>& p, const StepInputs<T>& in) {
+const std::vector<BasicTensor<T>>& verify(Program<T>& p, const StepInputs<T>& in) {
     check_inputs<T>(p, in);
     check_parameters<T>(p);
     auto again = record(p.step_fn, in);
@@ -365,7 +399,8 @@ std::vector<BasicTensor<T>> verify(Program<T>& p, const StepInputs<T>& in) {
                              std::to_string(i) + " was " + was + ", now " + now +
                              " (control flow that depends on tensor values is captured as the path taken then)");
     }
-    return again->captured_outputs;
+    p.latest = again->captured_outputs;
+    return p.latest;
 }
 
 }  // namespace
@@ -380,7 +415,7 @@ template <class T>
 CompiledStep<T>& CompiledStep<T>::operator=(CompiledStep&&) noexcept = default;
 
 template <class T>
-std::vector<BasicTensor<T>> CompiledStep<T>::operator()(const StepInputs<T>& inputs) {
+const std::vector<BasicTensor<T>>& CompiledStep<T>::operator()(const StepInputs<T>& inputs) {
     if (!program_) throw GraphError("compiled step: empty (made by capture(), not default-constructed)");
     if (detail::capture_sink<T>()) throw GraphError("compiled step: replayed inside a capture, which would not see it");
     return program_->options.verify ? verify<T>(*program_, inputs) : replay<T>(*program_, inputs);

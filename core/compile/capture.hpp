@@ -101,7 +101,10 @@ public:
     // the step's own backward would after zero_grad). A different input
     // count or shape is a ValueError / ShapeError naming the input and both
     // shapes; capture again for a new shape (the last, smaller batch).
-    std::vector<BasicTensor<T>> operator()(const StepInputs<T>& inputs);
+    // The outputs are tensors of their own; those the caller no longer
+    // holds are reused by the next call (no allocation), as are the .grad
+    // buffers nobody else holds.
+    const std::vector<BasicTensor<T>>& operator()(const StepInputs<T>& inputs);
 
     // The outputs of the capture run (the first step).
     const std::vector<BasicTensor<T>>& captured_outputs() const;
