@@ -27,6 +27,7 @@ void raw_vjp_under_create_graph(const char* op, std::uint64_t tape_position) {
 }
 
 thread_local CaptureSinks capture_sinks;
+std::atomic<int> captures_running{0};
 
 void forward_arity(const char* op, std::size_t takes, std::size_t inputs) {
     throw GraphError("'" + std::string(op) + "': its forward callable takes " + std::to_string(takes) +

@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <type_traits>
@@ -217,8 +218,12 @@ struct CaptureSinks {
     CaptureSink<double>* f64 = nullptr;
 };
 extern thread_local CaptureSinks capture_sinks;
+// Captures running on any thread: while there are none (eager mode), an op
+// skips the thread-local lookup (a plain load instead of a call).
+extern std::atomic<int> captures_running;
 template <class T>
 CaptureSink<T>* capture_sink() noexcept {
+    if (captures_running.load(std::memory_order_relaxed) == 0) return nullptr;
     if constexpr (std::is_same_v<T, float>) return capture_sinks.f32;
     else return capture_sinks.f64;
 }
@@ -395,7 +400,7 @@ private:
     }
 
     const char* name_;
-    std::array<const Array<T>*, 3> in_{};
+    std::array<const Array<T>*, 3> in_;  // the first inputs_ are set by start()
     std::vector<const Array<T>*> in_many_;  // more than 3 inputs (concat, stack)
     std::vector<BasicTensor<T>> kept_;      // only under capture
     detail::CaptureSink<T>* sink_ = nullptr;  // the capture running when the op started, if any

@@ -392,3 +392,49 @@ TEST_CASE("compile: a tensor of a graph built before the capture is refused, nam
     CHECK_THROWS_WITH_AS(compile::capture<double>(step, {{Tensor64({1.0, 2.0})}, {}}),
                          doctest::Contains("computed before the capture on a graph (by 'exp')"), GraphError);
 }
+
+TEST_CASE("compile: labels reach one_hot and gather on every replay") {
+    Tensor64 w = Tensor64::full({4, 3}, 0.1, true);
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto scores = matmul(in.tensors[0], w);
+        auto onehot = one_hot<double>(in.indices[0], 3);
+        auto picked = gather(scores, 1, in.indices[0], Shape{2, 1});
+        return std::vector<Tensor64>{sum(scores * onehot), sum(picked)};
+    };
+    Tensor64 x({{1.0, 2.0, 3.0, 4.0}, {-1.0, 0.5, 0.0, 2.0}});
+    auto compiled = compile::capture<double>(step, {{x}, {{0, 1}}});
+    CHECK(compiled.stats().bound_indices == 2);
+    for (compile::Index labels : {compile::Index{2, 0}, compile::Index{1, 1}}) {
+        auto got = compiled({{x}, {labels}});
+        auto want = step({{x}, {labels}});
+        CHECK(rel_diff(got[0], want[0]) <= 1e-15);
+        CHECK(rel_diff(got[1], want[1]) <= 1e-15);
+    }
+}
+
+TEST_CASE("compile: replays reuse the output and .grad buffers; the buffer cache stays flat") {
+    Generator gen(4);
+    nn::Linear<double> layer(6, 3, true, gen);
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto loss = sum(tanh(layer.forward(in.tensors[0])));
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    StepInputs<double> in{{batch<double>(4, 5)}, {}};
+    auto compiled = compile::capture<double>(step, in);
+    compiled(in);
+    const auto* output = compiled(in)[0].impl().get();  // the caller keeps no output
+    CHECK(compiled(in)[0].impl().get() == output);
+    std::size_t cached = 0;
+    for (int i = 0; i < 500; ++i) {
+        compiled(in);
+        if (i == 100) cached = cached_bytes();
+    }
+    CHECK(cached_bytes() == cached);  // every buffer a replay frees is taken again by the next
+    // A gradient the caller holds is not overwritten by the next replay.
+    auto held = layer.weight.grad();
+    const Array<double> before = held.value();
+    compiled({{batch<double>(4, 6)}, {}});
+    CHECK(held.value() == before);
+    CHECK_FALSE(layer.weight.grad().same(held));
+}

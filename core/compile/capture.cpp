@@ -82,6 +82,7 @@ template <class T>
 void install(detail::CaptureSink<T>* sink) {
     if constexpr (std::is_same_v<T, float>) detail::capture_sinks.f32 = sink;
     else detail::capture_sinks.f64 = sink;
+    detail::captures_running.fetch_add(sink ? 1 : -1, std::memory_order_relaxed);
 }
 
 // Records one step function into a Program.
