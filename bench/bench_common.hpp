@@ -42,4 +42,16 @@ inline void add_context() {
 #endif
 }
 
+// The main() of a benchmark program that registers its benchmarks at run
+// time: flags, context, the benchmarks `register_all` registers.
+inline int run_main(int argc, char** argv, void (*register_all)()) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    add_context();
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
+
 }  // namespace bench

@@ -230,6 +230,10 @@ template <class T>
 BasicTensor<T> checkpoint(const functional::Fn<T>& fn, const std::vector<BasicTensor<T>>& inputs,
                           const CheckpointOptions& options) {
     if (!fn) throw ValueError("checkpoint: the function is empty");
+    if (detail::capture_sink<T>())
+        throw GraphError("checkpoint: cannot run under capture (core/compile/): it runs its function again inside "
+                         "backward, with its own record of random state, which a captured program does not replay; "
+                         "call the function directly in a captured step");
     for (std::size_t k = 0; k < inputs.size(); ++k)
         if (!inputs[k].defined()) throw ValueError("checkpoint: input " + std::to_string(k) + " is undefined");
     if (!grad_enabled()) return fn(inputs);  // nothing is recorded, so nothing to recompute

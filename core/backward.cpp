@@ -34,9 +34,10 @@ bool sole_owner(const BasicTensor<T>& t) {
 // t with a buffer of its own. Under create_graph a copy stays on the graph
 // (clone) so it can be differentiated again; otherwise gradients carry no
 // graph.
+// Under capture every copy is an op (clone), so the program makes it again.
 template <class T>
 BasicTensor<T> own(BasicTensor<T> t, bool create_graph) {
-    if (create_graph && t.requires_grad()) return sole_owner(t) ? t : clone(t);
+    if ((create_graph && t.requires_grad()) || detail::capture_sink<T>()) return sole_owner(t) ? t : clone(t);
     if (sole_owner(t) && !t.grad_fn()) return t;
     return BasicTensor<T>(Array<T>(t.value()));
 }
@@ -145,6 +146,10 @@ BasicTensor<T> run_grad_hooks(const detail::Hooks<T>& hooks, BasicTensor<T> g, O
 template <class T>
 void run_ready_hooks(const detail::Hooks<T>& hooks, const BasicTensor<T>& g) {
     if (hooks.on_ready.empty()) return;
+    if (detail::capture_sink<T>())  // it returns nothing: all it does is a side effect, which replay cannot repeat
+        throw GraphError("capture: a leaf of shape " + detail::shape_str(g.shape()) +
+                         " has a grad-ready hook (register_grad_ready_hook); a captured program would run it only "
+                         "once, at capture, not on replays: remove the hook, or run this step eagerly");
     auto list = hooks.on_ready;
     for (auto& h : list)
         if (!h->removed.load(std::memory_order_relaxed)) h->fn(g);
@@ -281,6 +286,8 @@ private:
 template <class T>
 void run_backward(const BasicTensor<T>& root, const BasicTensor<T>& seed, BackwardOptions options,
                   const Targets<T>& targets = {}) {
+    // A captured backward is recorded (its VJPs' ops become program steps).
+    if (detail::capture_sink<T>()) options.create_graph = true;
     if (options.create_graph) options.retain_graph = true;  // a recorded backward refers to saved values
     if (!root.requires_grad())
         throw GraphError("backward: the tensor does not require grad: none of the tensors it was computed from "

@@ -25,8 +25,15 @@ std::vector<BasicTensor<T>> prepare(const char* name, const std::vector<BasicTen
     for (std::size_t k = 0; k < inputs.size(); ++k) {
         const auto& x = inputs[k];
         if (!x.defined()) throw ValueError(std::string(name) + ": input " + std::to_string(k) + " is undefined");
-        if (create_graph && x.requires_grad()) xs.push_back(clone(x));
-        else xs.push_back(BasicTensor<T>(Array<T>(x.value()), /*requires_grad=*/true));
+        if (create_graph && x.requires_grad()) {
+            xs.push_back(clone(x));
+        } else if (detail::capture_sink<T>()) {  // the copy an op, so a captured program copies the new value
+            auto copy = clone(x.detach());
+            copy.requires_grad_(true);
+            xs.push_back(copy);
+        } else {
+            xs.push_back(BasicTensor<T>(Array<T>(x.value()), /*requires_grad=*/true));
+        }
     }
     return xs;
 }

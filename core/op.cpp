@@ -26,6 +26,15 @@ void raw_vjp_under_create_graph(const char* op, std::uint64_t tape_position) {
                      "higher derivatives");
 }
 
+thread_local CaptureSinks capture_sinks;
+std::atomic<int> captures_running{0};
+
+void forward_arity(const char* op, std::size_t takes, std::size_t inputs) {
+    throw GraphError("'" + std::string(op) + "': its forward callable takes " + std::to_string(takes) +
+                     " arrays, but the op has " + std::to_string(inputs) +
+                     " inputs; op.forward(fn) calls fn with one const Array<T>& per input, in order");
+}
+
 namespace {
 thread_local int skip_leaf_hooks = 0;
 }
@@ -41,7 +50,7 @@ void input_out_of_range(const char* op, std::size_t input, std::size_t inputs) {
 void bad_record_target(const char* op, bool twice) {
     if (twice)
         throw GraphError("'" + std::string(op) + "': record() was called twice on one Op; an Op records one output");
-    throw GraphError("'" + std::string(op) + "': record() needs the op's new output (from op.output(...)), not an "
+    throw GraphError("'" + std::string(op) + "': record() needs the op's new output (from op.forward(...) or op.output(...)), not an "
                      "undefined tensor, an input or another op's result: recording onto it would silently make it "
                      "this op's output");
 }

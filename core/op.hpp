@@ -6,7 +6,9 @@
 //   template <class T>
 //   BasicTensor<T> exp(const BasicTensor<T>& x) {
 //       Op<T> op("exp", {x});                        // name (for errors and the profiler), inputs
-//       auto y = op.output(xt::exp(x.value()));      // forward on xtensor values
+//       auto y = op.forward([](const Array<T>& v) {  // forward on the inputs' xtensor values
+//           return Array<T>(xt::exp(v));
+//       });
 //       return op.record(y, [sy = op.save_output(y)](VjpContext<T>& ctx, const BasicTensor<T>& g) {
 //           return Grads<T>{g * ctx.unpack(sy)};     // one gradient per input
 //       });
@@ -21,6 +23,16 @@
 //   with no tensor-op form. First order only: a backward with create_graph
 //   that reaches it throws GraphError naming the op.
 //
+// The forward is a callable over the inputs' arrays, one `const Array<T>&`
+// parameter per input in order (or one ArrayList<T> for any number), with
+// the op's attributes (axes, scalars) captured by value: it must read its
+// inputs only through its parameters. Eager mode calls it once, at once. A
+// captured program (core/compile/) keeps it and calls it again on every
+// replay, with new input values. op.output(value) still takes a value
+// computed inline, but such an op cannot be captured (capture refuses it,
+// naming the op). A value with no gradient computed from tensors (a mask,
+// a sign) is an op too, without record(): see no_grad_op below.
+//
 // Saved tensors (op.save(input), op.save_output(out)) are checked against
 // in-place writes when unpacked. op.needs(i) / ctx.needs(i) say whether input
 // i wants a gradient. Return one entry for every input, also for those that
@@ -32,7 +44,11 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <type_traits>
 #include <cmath>
 #include <sstream>
 
@@ -157,6 +173,93 @@ void check_finite(const Array<T>& value, const std::string& what);
 
 namespace tapegrad {
 
+// The input arrays of an op with any number of inputs (concat, stack), as
+// its forward callable sees them.
+template <class T>
+struct ArrayList {
+    const Array<T>* const* items;
+    std::size_t count;
+    const Array<T>& operator[](std::size_t i) const { return *items[i]; }
+    std::size_t size() const { return count; }
+};
+
+}  // namespace tapegrad
+
+namespace tapegrad::detail {
+
+using tapegrad::ArrayList;
+
+// An op's forward, kept by a captured program: its callable over the input
+// arrays (core/compile/ replays it).
+template <class T>
+using ForwardFn = std::function<Array<T>(const Array<T>* const* inputs, std::size_t count)>;
+
+// What a running capture (core/compile/capture.cpp) is told by every op on
+// its thread. Null when none runs: eager mode pays one thread-local load.
+template <class T>
+class CaptureSink {
+public:
+    // op.forward(fn) made `out` from `inputs` (all of them, in order).
+    virtual void forward(const char* op, const std::vector<BasicTensor<T>>& inputs, const BasicTensor<T>& out,
+                         ForwardFn<T> fn) = 0;
+    // op.output(value): a value computed inline, which cannot be replayed.
+    virtual void inline_output(const char* op) = 0;
+    // A backward reached a record_raw VJP (no tensor ops to record).
+    virtual void raw_backward(const char* op) = 0;
+    // An op copied the integer index `given` into `stored` (gather's
+    // labels): a program input when `given` is one, rebound on every replay.
+    virtual void index(const std::vector<std::int64_t>& given, std::shared_ptr<std::vector<std::int64_t>> stored) = 0;
+
+protected:
+    ~CaptureSink() = default;
+};
+struct CaptureSinks {
+    CaptureSink<float>* f32 = nullptr;
+    CaptureSink<double>* f64 = nullptr;
+};
+extern thread_local CaptureSinks capture_sinks;
+// Captures running on any thread: while there are none (eager mode), an op
+// skips the thread-local lookup (a plain load instead of a call).
+extern std::atomic<int> captures_running;
+template <class T>
+CaptureSink<T>* capture_sink() noexcept {
+    if (captures_running.load(std::memory_order_relaxed) == 0) return nullptr;
+    if constexpr (std::is_same_v<T, float>) return capture_sinks.f32;
+    else return capture_sinks.f64;
+}
+
+// GraphError: a forward callable that takes another number of arrays than
+// the op has inputs.
+[[noreturn]] void forward_arity(const char* op, std::size_t takes, std::size_t inputs);
+
+template <class T, class F>
+decltype(auto) call_forward(F& f, const Array<T>* const* in, std::size_t n, const char* op) {
+    using A = const Array<T>&;
+    if constexpr (std::is_invocable_v<F&, ArrayList<T>>) {
+        return f(ArrayList<T>{in, n});
+    } else if constexpr (std::is_invocable_v<F&>) {
+        if (n != 0) forward_arity(op, 0, n);
+        return f();
+    } else if constexpr (std::is_invocable_v<F&, A>) {
+        if (n != 1) forward_arity(op, 1, n);
+        return f(*in[0]);
+    } else if constexpr (std::is_invocable_v<F&, A, A>) {
+        if (n != 2) forward_arity(op, 2, n);
+        return f(*in[0], *in[1]);
+    } else if constexpr (std::is_invocable_v<F&, A, A, A>) {
+        if (n != 3) forward_arity(op, 3, n);
+        return f(*in[0], *in[1], *in[2]);
+    } else {
+        static_assert(std::is_invocable_v<F&, ArrayList<T>>,
+                      "op.forward(fn): fn takes the op's input values, one const Array<T>& per input (at most 3), "
+                      "or one ArrayList<T>");
+    }
+}
+
+}  // namespace tapegrad::detail
+
+namespace tapegrad {
+
 // Records one op: Op<T> op("name", {inputs...}); then output(), save(),
 // record(). See the top of this file.
 template <class T>
@@ -176,18 +279,26 @@ public:
         return recording_ && edges_[input].needs_grad();
     }
 
-    // Wraps the forward value (an xtensor expression is evaluated once; an
-    // Array<T> rvalue is moved into the tensor once).
+    // Runs the forward callable on the inputs' values and wraps the result
+    // (see the top of this file). Under capture the callable is also kept.
+    template <class F>
+    BasicTensor<T> forward(F&& fn) {
+        const Array<T>* const* in = inputs_ > in_.size() ? in_many_.data() : in_.data();
+        BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
+        if (auto* sink = sink_)
+            sink->forward(name_, kept_, out, [f = std::decay_t<F>(std::forward<F>(fn)), name = name_](
+                                                 const Array<T>* const* args, std::size_t n) mutable {
+                return Array<T>(detail::call_forward<T>(f, args, n, name));
+            });
+        return out;
+    }
+
+    // Wraps a forward value computed inline (an xtensor expression is
+    // evaluated once). Such an op cannot be captured: prefer forward(fn).
     template <class E>
     BasicTensor<T> output(E&& value) {
-        BasicTensor<T> out;
-        if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<E>>, Array<T>> &&
-                      !std::is_lvalue_reference_v<E> && !std::is_const_v<std::remove_reference_t<E>>)
-            out = BasicTensor<T>(detail::make_tensor_impl<T>(std::move(value)));
-        else
-            out = BasicTensor<T>(detail::make_tensor_impl<T>(Array<T>(std::forward<E>(value))));
-        if (anomaly_enabled()) detail::check_finite(out.value(), "forward of '" + std::string(name_) + "'");
-        return out;
+        if (sink_) sink_->inline_output(name_);
+        return wrap(std::forward<E>(value));
     }
 
     Saved<T> save(const BasicTensor<T>& input) {
@@ -238,7 +349,10 @@ public:
     template <class F>
     BasicTensor<T> record_raw(BasicTensor<T> out, F&& vjp) {
         return record(std::move(out), [f = std::forward<F>(vjp)](VjpContext<T>& ctx, const BasicTensor<T>& g) mutable {
-            if (ctx.create_graph()) detail::raw_vjp_under_create_graph(ctx.op_name(), ctx.tape_position());
+            if (ctx.create_graph()) {
+                if (auto* sink = detail::capture_sink<T>()) sink->raw_backward(ctx.op_name());
+                detail::raw_vjp_under_create_graph(ctx.op_name(), ctx.tape_position());
+            }
             RawGrads<T> raw = f(ctx, g.value());
             Grads<T> grads(raw.size());
             for (std::size_t i = 0; i < raw.size(); ++i)
@@ -248,9 +362,31 @@ public:
     }
 
 private:
+    template <class E>
+    BasicTensor<T> wrap(E&& value) {
+        // An Array<T> rvalue is moved into the tensor once; an expression is evaluated once.
+        BasicTensor<T> out;
+        if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<E>>, Array<T>> &&
+                      !std::is_lvalue_reference_v<E> && !std::is_const_v<std::remove_reference_t<E>>)
+            out = BasicTensor<T>(detail::make_tensor_impl<T>(std::move(value)));
+        else
+            out = BasicTensor<T>(detail::make_tensor_impl<T>(Array<T>(std::forward<E>(value))));
+        if (anomaly_enabled()) detail::check_finite(out.value(), "forward of '" + std::string(name_) + "'");
+        return out;
+    }
+
     template <class It>
     void start(It first, It last) {
         inputs_ = static_cast<std::size_t>(last - first);
+        // The inputs' values, for forward(fn); the tensors themselves under capture.
+        const Array<T>** in = in_.data();
+        if (inputs_ > in_.size()) {
+            in_many_.resize(inputs_);
+            in = in_many_.data();
+        }
+        for (It it = first; it != last; ++it) *in++ = it->defined() ? &it->value() : nullptr;
+        sink_ = detail::capture_sink<T>();
+        if (sink_) kept_.assign(first, last);
         profiler_ = Profiler::current();
         if (profiler_) started_ = std::chrono::steady_clock::now();
         if (!grad_enabled()) return;
@@ -272,6 +408,10 @@ private:
     }
 
     const char* name_;
+    std::array<const Array<T>*, 3> in_;  // the first inputs_ are set by start()
+    std::vector<const Array<T>*> in_many_;  // more than 3 inputs (concat, stack)
+    std::vector<BasicTensor<T>> kept_;      // only under capture
+    detail::CaptureSink<T>* sink_ = nullptr;  // the capture running when the op started, if any
     bool recording_ = false;
     detail::Edges<T> edges_;
     std::size_t saved_bytes_ = 0;
@@ -280,6 +420,24 @@ private:
     Profiler* profiler_ = nullptr;
     std::chrono::steady_clock::time_point started_;
 };
+
+// A value with no gradient computed from tensors (a mask, a sign, a
+// comparison): an op without a VJP, so that a captured program computes it
+// again on every replay (a BasicTensor<T>(array) made from their values
+// would be a constant of the program). `fn` is a forward callable as for
+// Op::forward.
+template <class T, class F>
+BasicTensor<T> no_grad_op(const char* name, std::initializer_list<BasicTensor<T>> inputs, F&& fn) {
+    if (!detail::capture_sink<T>() && inputs.size() <= 3) {  // eager: the value is all there is to make
+        std::array<const Array<T>*, 3> in{};
+        std::size_t n = 0;
+        for (const auto& t : inputs) in[n++] = t.defined() ? &t.value() : nullptr;
+        return BasicTensor<T>(Array<T>(detail::call_forward<T>(fn, in.data(), n, name)));
+    }
+    NoGradGuard off;  // no edges to build: the result is off the graph
+    Op<T> op(name, inputs);
+    return op.forward(std::forward<F>(fn));
+}
 
 template <class T>
 BasicTensor<T> VjpContext<T>::unpack(const Saved<T>& s) const {
@@ -330,5 +488,6 @@ const Array<T>& VjpContext<T>::value(const SavedOutput<T>& s) const {
 
 // The spelling used inside the library (ops/*.cpp: using detail::Op; ...).
 namespace tapegrad::detail {
+using tapegrad::no_grad_op;
 using tapegrad::Op;
 }  // namespace tapegrad::detail

@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <map>
+#include <random>
+
+#include <tapegrad/core/op.hpp>
 
 #include <tapegrad/ops/compare.hpp>
 #include <tapegrad/ops/reduce.hpp>
@@ -124,9 +127,18 @@ RReLU<T>::RReLU(T lower, T upper, std::uint64_t seed) : BasicModule<T>("RReLU"),
 
 template <class T>
 BasicTensor<T> RReLU<T>::forward(const BasicTensor<T>& x) {
-    // The random slopes are constants of this forward pass, not parameters.
-    auto slopes = this->is_training() ? BasicTensor<T>::rand(x.shape_vector(), gen_, lower_, upper_)
-                                      : constant<T>((lower_ + upper_) / T(2));
+    // The random slopes are constants of this forward pass, not parameters,
+    // drawn by an op of no inputs: a captured program draws new ones from
+    // this generator on every replay.
+    if (!this->is_training()) return prelu(x, constant<T>((lower_ + upper_) / T(2)));
+    auto slopes = detail::no_grad_op<T>("rrelu_slopes", {}, [gen = &gen_, lo = lower_, hi = upper_,
+                                                             shape = x.shape_vector()]() {
+        Array<T> s = Array<T>::from_shape(shape);
+        std::uniform_real_distribution<T> dist(lo, hi);
+        auto& engine = gen->engine();
+        for (auto& v : s) v = lo == hi ? lo : dist(engine);
+        return s;
+    });
     return prelu(x, slopes);
 }
 

@@ -1,6 +1,9 @@
 #include <tapegrad/nn/dropout.hpp>
 
+#include <random>
 #include <sstream>
+
+#include <tapegrad/core/op.hpp>
 
 #include <tapegrad/ops/arithmetic.hpp>
 #include <tapegrad/ops/compare.hpp>
@@ -17,9 +20,17 @@ template <class T>
 BasicTensor<T> Dropout<T>::forward(const BasicTensor<T>& x) {
     if (!this->is_training() || p_ == T(0)) return x;
     if (p_ == T(1)) return x * BasicTensor<T>::zeros(x.shape_vector());
-    // The mask is a constant of this pass: keep (u >= p) scaled by 1/(1-p).
-    auto u = BasicTensor<T>::rand(x.shape_vector(), gen_);
-    auto mask = ge(u, BasicTensor<T>::scalar(p_)) * (T(1) / (T(1) - p_));
+    // The mask is a constant of this pass: keep (u >= p) scaled by 1/(1-p),
+    // u uniform in [0, 1). It is drawn by an op of no inputs, so a captured
+    // program draws a new mask from this generator on every replay.
+    auto mask = detail::no_grad_op<T>("dropout_mask", {}, [gen = &gen_, p = p_, shape = x.shape_vector()]() {
+        Array<T> m = Array<T>::from_shape(shape);
+        std::uniform_real_distribution<T> dist(T(0), T(1));
+        auto& engine = gen->engine();
+        const T scale = T(1) / (T(1) - p);
+        for (auto& v : m) v = dist(engine) >= p ? scale : T(0);
+        return m;
+    });
     return x * mask;
 }
 

@@ -17,6 +17,7 @@
 namespace tapegrad {
 
 using detail::Grads;
+using detail::no_grad_op;
 using detail::Op;
 using detail::VjpContext;
 using kernels::map;
@@ -25,7 +26,7 @@ template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("add", a.shape(), b.shape());
     Op<T> op("add", {a, b});
-    auto y = op.output(map<T>([](T x, T y) { return x + y; }, a.value(), b.value()));
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x + y; }, u, v); });
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g, g}; });
 }
 
@@ -33,7 +34,7 @@ template <class T>
 BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("sub", a.shape(), b.shape());
     Op<T> op("sub", {a, b});
-    auto y = op.output(map<T>([](T x, T y) { return x - y; }, a.value(), b.value()));
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x - y; }, u, v); });
     return op.record(y, [](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g, c.needs(1) ? neg(g) : BasicTensor<T>()};
     });
@@ -43,7 +44,7 @@ template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("mul", a.shape(), b.shape());
     Op<T> op("mul", {a, b});
-    auto y = op.output(map<T>([](T x, T y) { return x * y; }, a.value(), b.value()));
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x * y; }, u, v); });
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{c.needs(0) ? g * c.unpack(sb) : BasicTensor<T>(),
                         c.needs(1) ? g * c.unpack(sa) : BasicTensor<T>()};
@@ -54,7 +55,7 @@ template <class T>
 BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("div", a.shape(), b.shape());
     Op<T> op("div", {a, b});
-    auto y = op.output(map<T>([](T x, T y) { return x / y; }, a.value(), b.value()));
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x / y; }, u, v); });
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& b = c.unpack(sb);
         BasicTensor<T> ga = g / b;  // d(a/b)/da = 1/b
@@ -66,35 +67,35 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 template <class T>
 BasicTensor<T> neg(const BasicTensor<T>& a) {
     Op<T> op("neg", {a});
-    auto y = op.output(map<T>([](T x) { return -x; }, a.value()));
+    auto y = op.forward([](const Array<T>& u) { return map<T>([](T x) { return -x; }, u); });
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("add_scalar", {a});
-    auto y = op.output(map<T>([b = T(b)](T x) { return x + b; }, a.value()));
+    auto y = op.forward([b = T(b)](const Array<T>& u) { return map<T>([b](T x) { return x + b; }, u); });
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
 }
 
 template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("mul_scalar", {a});
-    auto y = op.output(map<T>([b = T(b)](T x) { return x * b; }, a.value()));
+    auto y = op.forward([b = T(b)](const Array<T>& u) { return map<T>([b](T x) { return x * b; }, u); });
     return op.record(y, [b](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g * b}; });
 }
 
 template <class T>
 BasicTensor<T> rsub(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rsub_scalar", {b});
-    auto y = op.output(map<T>([a = T(a)](T x) { return a - x; }, b.value()));
+    auto y = op.forward([a = T(a)](const Array<T>& u) { return map<T>([a](T x) { return a - x; }, u); });
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> rdiv(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rdiv_scalar", {b});
-    auto y = op.output(map<T>([a = T(a)](T x) { return a / x; }, b.value()));
+    auto y = op.forward([a = T(a)](const Array<T>& u) { return map<T>([a](T x) { return a / x; }, u); });
     // d(a/b)/db = -a/b^2 = -y/b
     return op.record(y, [sy = op.save_output(y), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{neg(g * c.unpack(sy) / c.unpack(sb))};
@@ -117,7 +118,7 @@ Array<T> pow_elements(const Array<T>& x, T p) {
 template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, Scalar<T> p) {
     Op<T> op("pow_scalar", {x});
-    auto y = op.output(pow_elements<T>(x.value(), p));
+    auto y = op.forward([p = T(p)](const Array<T>& u) { return pow_elements<T>(u, p); });
     return op.record(y, [sx = op.save(x), p](VjpContext<T>& c, const BasicTensor<T>& g) {
         if (p == Scalar<T>(0)) return Grads<T>{g * Scalar<T>(0)};
         if (p == Scalar<T>(1)) return Grads<T>{g};
@@ -129,7 +130,7 @@ template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, const BasicTensor<T>& p) {
     detail::check_broadcast("pow", x.shape(), p.shape());
     Op<T> op("pow", {x, p});
-    auto y = op.output(xt::pow(x.value(), p.value()));
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return Array<T>(xt::pow(u, v)); });
     return op.record(y, [sx = op.save(x), sp = op.save(p), sy = op.save_output(y)](VjpContext<T>& c,
                                                                                  const BasicTensor<T>& g) {
         const auto& x = c.unpack(sx);
@@ -157,8 +158,10 @@ template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, bool greater) {
     detail::check_broadcast(name, a.shape(), b.shape());
     Op<T> op(name, {a, b});
-    auto y = op.output(greater ? map<T>([](T x, T y) { return x > y ? x : y; }, a.value(), b.value())
-                               : map<T>([](T x, T y) { return x < y ? x : y; }, a.value(), b.value()));
+    auto y = op.forward([greater](const Array<T>& u, const Array<T>& v) {
+        return greater ? map<T>([](T x, T y) { return x > y ? x : y; }, u, v)
+                       : map<T>([](T x, T y) { return x < y ? x : y; }, u, v);
+    });
     return op.record(y, [sa = op.save(a), sb = op.save(b), greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto &va = c.unpack(sa).value(), &vb = c.unpack(sb).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
@@ -170,7 +173,9 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
             };
             return Grads<T>{c.needs(0) ? part(true) : BasicTensor<T>(), c.needs(1) ? part(false) : BasicTensor<T>()};
         }
-        BasicTensor<T> mask(map<T>([greater](T x, T y) { return win(x, y, greater); }, va, vb));
+        auto mask = no_grad_op<T>("extremum_mask", {c.unpack(sa), c.unpack(sb)}, [greater](const Array<T>& x, const Array<T>& y) {
+            return map<T>([greater](T u, T v) { return win(u, v, greater); }, x, y);
+        });
         return Grads<T>{c.needs(0) ? g * mask : BasicTensor<T>(), c.needs(1) ? g * (Scalar<T>(1) - mask) : BasicTensor<T>()};
     });
 }
@@ -178,13 +183,16 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool greater) {
     Op<T> op(name, {a});
-    auto y = op.output(greater ? map<T>([b](T x) { return x > b ? x : b; }, a.value())
-                               : map<T>([b](T x) { return x < b ? x : b; }, a.value()));
+    auto y = op.forward([b, greater](const Array<T>& u) {
+        return greater ? map<T>([b](T x) { return x > b ? x : b; }, u) : map<T>([b](T x) { return x < b ? x : b; }, u);
+    });
     return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& v = c.unpack(sa).value();
         if (!c.create_graph())  // one pass: g where a wins, g/2 at ties, else 0
             return Grads<T>{BasicTensor<T>(map<T>([b, greater](T g, T x) { return g * win(x, b, greater); }, g.value(), v))};
-        return Grads<T>{g * BasicTensor<T>(map<T>([b, greater](T x) { return win(x, b, greater); }, v))};
+        return Grads<T>{g * no_grad_op<T>("extremum_mask", {c.unpack(sa)}, [b, greater](const Array<T>& x) {
+                            return map<T>([b, greater](T u) { return win(u, b, greater); }, x);
+                        })};
     });
 }
 }  // namespace
@@ -204,7 +212,9 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
     detail::check_broadcast("where", cond.shape(), b.shape());
     detail::check_broadcast("where", a.shape(), b.shape());
     Op<T> op("where", {cond, a, b});
-    auto y = op.output(map<T>([](T c, T x, T y) { return c != T(0) ? x : y; }, cond.value(), a.value(), b.value()));
+    auto y = op.forward([](const Array<T>& c, const Array<T>& u, const Array<T>& v) {
+        return map<T>([](T k, T x, T y) { return k != T(0) ? x : y; }, c, u, v);
+    });
     return op.record(y, [sc = op.save(cond)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& cv = c.unpack(sc).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
@@ -214,7 +224,9 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
             return Grads<T>{BasicTensor<T>(), c.needs(1) ? part(true) : BasicTensor<T>(),
                             c.needs(2) ? part(false) : BasicTensor<T>()};
         }
-        BasicTensor<T> pick(map<T>([](T c) { return c != T(0) ? T(1) : T(0); }, cv));
+        auto pick = no_grad_op<T>("where_mask", {c.unpack(sc)}, [](const Array<T>& k) {
+            return map<T>([](T v) { return v != T(0) ? T(1) : T(0); }, k);
+        });
         return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
                         c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
     });
@@ -225,10 +237,13 @@ BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
     if (!(lo <= hi))
         throw ValueError("clamp: lo must be <= hi, got lo=" + std::to_string(lo) + " hi=" + std::to_string(hi));
     Op<T> op("clamp", {x});
-    auto y = op.output(map<T>([lo = T(lo), hi = T(hi)](T v) { return v < lo ? lo : hi < v ? hi : v; }, x.value()));
+    auto y = op.forward([lo = T(lo), hi = T(hi)](const Array<T>& u) {
+        return map<T>([lo, hi](T v) { return v < lo ? lo : hi < v ? hi : v; }, u);
+    });
     return op.record(y, [sx = op.save(x), lo, hi](VjpContext<T>& c, const BasicTensor<T>& g) {
-        BasicTensor<T> inside(map<T>([lo = T(lo), hi = T(hi)](T v) { return v >= lo && v <= hi ? T(1) : T(0); },
-                                     c.unpack(sx).value()));
+        auto inside = no_grad_op<T>("clamp_mask", {c.unpack(sx)}, [lo = T(lo), hi = T(hi)](const Array<T>& u) {
+            return map<T>([lo, hi](T v) { return v >= lo && v <= hi ? T(1) : T(0); }, u);
+        });
         return Grads<T>{g * inside};
     });
 }

@@ -1,5 +1,6 @@
 // Comparisons: 1 where the relation holds, 0 elsewhere. Not differentiable,
-// so the results carry no graph.
+// so the results carry no graph (no_grad_op: a captured program still
+// computes them again on every replay).
 #include <tapegrad/ops/compare.hpp>
 
 #include <tapegrad/core/op.hpp>
@@ -11,7 +12,9 @@ namespace {
 template <class T, class F>
 BasicTensor<T> compare(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, F relation) {
     detail::check_broadcast(name, a.shape(), b.shape());
-    return BasicTensor<T>(kernels::map<T>([relation](T x, T y) { return relation(x, y) ? T(1) : T(0); }, a.value(), b.value()));
+    return detail::no_grad_op<T>(name, {a, b}, [relation](const Array<T>& x, const Array<T>& y) {
+        return kernels::map<T>([relation](T u, T v) { return relation(u, v) ? T(1) : T(0); }, x, y);
+    });
 }
 }  // namespace
 

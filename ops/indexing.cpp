@@ -24,6 +24,7 @@
 namespace tapegrad {
 
 using detail::Grads;
+using detail::ArrayList;
 using detail::Op;
 using detail::VjpContext;
 
@@ -55,6 +56,13 @@ void check_index(const char* op, std::int64_t index, std::size_t size, std::size
                          std::to_string(axis) + " of size " + std::to_string(size));
 }
 
+// A copy of an index an op keeps: under capture, the program rebinds it
+// when `given` is one of its inputs (the labels of each batch).
+template <class T>
+void bind_index(const Index& given, std::shared_ptr<Index> stored) {
+    if (auto* sink = detail::capture_sink<T>()) sink->index(given, std::move(stored));
+}
+
 // Positions start, start+step, ... along one axis (what slice picks).
 struct Range {
     std::size_t start = 0, step = 1, count = 0;
@@ -67,15 +75,17 @@ BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size
 
 template <class T>
 BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
-    const Blocks b = blocks(x.shape(), axis);
-    Array<T> y = Array<T>::from_shape(with_dim(x.shape(), axis, r.count));
-    const T* src = x.value().data();
-    T* dst = y.data();
-    for (std::size_t o = 0; o < b.outer; ++o)
-        for (std::size_t j = 0; j < r.count; ++j, dst += b.inner)
-            std::copy_n(src + (o * b.n + r.start + j * r.step) * b.inner, b.inner, dst);
     Op<T> op("slice", {x});
-    auto out = op.output(std::move(y));
+    auto out = op.forward([axis, r](const Array<T>& v) {
+        const Blocks b = blocks(v.shape(), axis);
+        Array<T> y = Array<T>::from_shape(with_dim(v.shape(), axis, r.count));
+        const T* src = v.data();
+        T* dst = y.data();
+        for (std::size_t o = 0; o < b.outer; ++o)
+            for (std::size_t j = 0; j < r.count; ++j, dst += b.inner)
+                std::copy_n(src + (o * b.n + r.start + j * r.step) * b.inner, b.inner, dst);
+        return y;
+    });
     return op.record(out, [in = x.shape_vector(), axis, r](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{slice_scatter(g, in, axis, r)};
     });
@@ -84,14 +94,17 @@ BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
 // Zeros of shape `in` with g written at the sliced positions.
 template <class T>
 BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size_t axis, Range r) {
-    const Blocks b = blocks(in, axis);
-    Array<T> y = xt::zeros<T>(in);
-    const T* src = g.value().data();
-    for (std::size_t o = 0; o < b.outer; ++o)
-        for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
-            std::copy_n(src, b.inner, y.data() + (o * b.n + r.start + j * r.step) * b.inner);
     Op<T> op("slice_backward", {g});
-    auto out = op.output(std::move(y));
+    auto out = op.forward([in, axis, r](const Array<T>& v) {
+        const Blocks b = blocks(in, axis);
+        Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
+        y.fill(T(0));
+        const T* src = v.data();
+        for (std::size_t o = 0; o < b.outer; ++o)
+            for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
+                std::copy_n(src, b.inner, y.data() + (o * b.n + r.start + j * r.step) * b.inner);
+        return y;
+    });
     return op.record(out, [axis, r](VjpContext<T>&, const BasicTensor<T>& gg) {
         return Grads<T>{slice_range(gg, axis, r)};
     });
@@ -114,25 +127,33 @@ BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared
 // out[o, j, i] = x[o, index(o, j, i), i]
 template <class T>
 BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool gather) {
-    const Blocks b = blocks(x.shape(), p->axis);
-    const Shape out_shape = gather ? p->index_shape : with_dim(x.shape(), p->axis, p->index.size());
-    detail::checked_numel(gather ? "gather" : "index_select", out_shape);
-    const std::size_t m = out_shape[p->axis];
-    Array<T> y = Array<T>::from_shape(out_shape);
-    const T* src = x.value().data();
-    T* dst = y.data();
-    for (std::size_t o = 0; o < b.outer; ++o)
-        for (std::size_t j = 0; j < m; ++j, dst += b.inner) {
-            const T* row = src + o * b.n * b.inner;
-            if (!gather) {
-                std::copy_n(row + std::size_t(p->index[j]) * b.inner, b.inner, dst);
-            } else {
-                const std::int64_t* idx = p->index.data() + (o * m + j) * b.inner;
-                for (std::size_t i = 0; i < b.inner; ++i) dst[i] = row[std::size_t(idx[i]) * b.inner + i];
+    const char* name = gather ? "gather" : "index_select";
+    detail::checked_numel(name, gather ? p->index_shape : with_dim(x.shape(), p->axis, p->index.size()));
+    Op<T> op(name, {x});
+    // The index is read when the forward runs: a captured program rebinds
+    // it (the class labels of a batch), so it is checked here too.
+    auto out = op.forward([p, gather, name](const Array<T>& v) {
+        const Blocks b = blocks(v.shape(), p->axis);
+        for (auto i : p->index) check_index(name, i, b.n, p->axis);
+        Shape selected;  // index_select's shape; gather's is the index's (no copy on a replay)
+        if (!gather) selected = with_dim(v.shape(), p->axis, p->index.size());
+        const Shape& out_shape = gather ? p->index_shape : selected;
+        const std::size_t m = out_shape[p->axis];
+        Array<T> y = Array<T>::from_shape(out_shape);
+        const T* src = v.data();
+        T* dst = y.data();
+        for (std::size_t o = 0; o < b.outer; ++o)
+            for (std::size_t j = 0; j < m; ++j, dst += b.inner) {
+                const T* row = src + o * b.n * b.inner;
+                if (!gather) {
+                    std::copy_n(row + std::size_t(p->index[j]) * b.inner, b.inner, dst);
+                } else {
+                    const std::int64_t* idx = p->index.data() + (o * m + j) * b.inner;
+                    for (std::size_t i = 0; i < b.inner; ++i) dst[i] = row[std::size_t(idx[i]) * b.inner + i];
+                }
             }
-        }
-    Op<T> op(gather ? "gather" : "index_select", {x});
-    auto out = op.output(std::move(y));
+        return y;
+    });
     return op.record(out, [in = x.shape_vector(), p, gather](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{scatter_add(g, in, p, gather)};
     });
@@ -141,23 +162,26 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
 // The adjoint of pick: zeros of shape `in`, g added at the picked positions.
 template <class T>
 BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared_ptr<const Pick> p, bool gather) {
-    const Blocks b = blocks(in, p->axis);
-    const std::size_t m = g.shape()[p->axis];
-    Array<T> y = xt::zeros<T>(in);
-    const T* src = g.value().data();
-    for (std::size_t o = 0; o < b.outer; ++o)
-        for (std::size_t j = 0; j < m; ++j, src += b.inner) {
-            T* row = y.data() + o * b.n * b.inner;
-            if (!gather) {
-                T* dst = row + std::size_t(p->index[j]) * b.inner;
-                for (std::size_t i = 0; i < b.inner; ++i) dst[i] += src[i];
-            } else {
-                const std::int64_t* idx = p->index.data() + (o * m + j) * b.inner;
-                for (std::size_t i = 0; i < b.inner; ++i) row[std::size_t(idx[i]) * b.inner + i] += src[i];
-            }
-        }
     Op<T> op(gather ? "gather_backward" : "index_select_backward", {g});
-    auto out = op.output(std::move(y));
+    auto out = op.forward([in, p, gather](const Array<T>& v) {
+        const Blocks b = blocks(in, p->axis);
+        const std::size_t m = v.shape()[p->axis];
+        Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
+        y.fill(T(0));
+        const T* src = v.data();
+        for (std::size_t o = 0; o < b.outer; ++o)
+            for (std::size_t j = 0; j < m; ++j, src += b.inner) {
+                T* row = y.data() + o * b.n * b.inner;
+                if (!gather) {
+                    T* dst = row + std::size_t(p->index[j]) * b.inner;
+                    for (std::size_t i = 0; i < b.inner; ++i) dst[i] += src[i];
+                } else {
+                    const std::int64_t* idx = p->index.data() + (o * m + j) * b.inner;
+                    for (std::size_t i = 0; i < b.inner; ++i) row[std::size_t(idx[i]) * b.inner + i] += src[i];
+                }
+            }
+        return y;
+    });
     return op.record(out, [p, gather](VjpContext<T>&, const BasicTensor<T>& gg) {
         return Grads<T>{pick(gg, p, gather)};
     });
@@ -175,13 +199,12 @@ void require_inputs(const char* op, const std::vector<BasicTensor<T>>& xs) {
 // Copies each xs[i] viewed as [outer, n_i, inner] into its place in y, viewed
 // as [outer, Σ n_i, inner].
 template <class T>
-void join(const std::vector<BasicTensor<T>>& xs, const std::vector<std::size_t>& widths, std::size_t outer,
-          std::size_t inner, Array<T>& y) {
+void join(ArrayList<T> xs, const std::vector<std::size_t>& widths, std::size_t outer, std::size_t inner, Array<T>& y) {
     const std::size_t total = std::accumulate(widths.begin(), widths.end(), std::size_t(0));
     std::size_t offset = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
         const std::size_t run = widths[i] * inner;
-        const T* src = xs[i].value().data();
+        const T* src = xs[i].data();
         for (std::size_t o = 0; o < outer; ++o) std::copy_n(src + o * run, run, y.data() + (o * total + offset) * inner);
         offset += widths[i];
     }
@@ -226,10 +249,12 @@ BasicTensor<T> concat(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis
     const Shape out_shape = with_dim(xs[0].shape(), ax, total);
     detail::checked_numel("concat", out_shape);
     const Blocks b = blocks(xs[0].shape(), ax);
-    Array<T> y = Array<T>::from_shape(out_shape);
-    join(xs, widths, b.outer, b.inner, y);
     Op<T> op("concat", xs);
-    auto out = op.output(std::move(y));
+    auto out = op.forward([out_shape, widths, b](ArrayList<T> in) {
+        Array<T> y = Array<T>::from_shape(out_shape);
+        join(in, widths, b.outer, b.inner, y);
+        return y;
+    });
     return op.record(out, [ax, widths](VjpContext<T>& c, const BasicTensor<T>& g) {
         // Each input's gradient is its own stretch of g along the axis.
         Grads<T> grads(widths.size());
@@ -257,10 +282,12 @@ BasicTensor<T> stack(const std::vector<BasicTensor<T>>& xs, std::ptrdiff_t axis)
     out_shape.insert(out_shape.begin() + std::ptrdiff_t(ax), xs.size());
     detail::checked_numel("stack", out_shape);
     const Blocks b = blocks(out_shape, ax);
-    Array<T> y = Array<T>::from_shape(out_shape);
-    join(xs, std::vector<std::size_t>(xs.size(), 1), b.outer, b.inner, y);
     Op<T> op("stack", xs);
-    auto out = op.output(std::move(y));
+    auto out = op.forward([out_shape, b](ArrayList<T> in) {
+        Array<T> y = Array<T>::from_shape(out_shape);
+        join(in, std::vector<std::size_t>(in.size(), 1), b.outer, b.inner, y);
+        return y;
+    });
     return op.record(out, [ax, in, count = xs.size()](VjpContext<T>& c, const BasicTensor<T>& g) {
         Grads<T> grads(count);
         const std::vector<std::int64_t> shape(in.begin(), in.end());
@@ -275,8 +302,8 @@ template <class T>
 BasicTensor<T> index_select(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& indices) {
     auto p = std::make_shared<Pick>();
     p->axis = detail::normalize_axis("index_select", axis, x.dim());
-    for (auto i : indices) check_index("index_select", i, x.shape()[p->axis], p->axis);
     p->index = indices;
+    bind_index<T>(indices, std::shared_ptr<Index>(p, &p->index));
     return pick<T>(x, std::move(p), false);
 }
 
@@ -292,23 +319,30 @@ BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index&
                          std::to_string(index.size()) + " indices) does not fit a tensor of shape " +
                          detail::shape_str(x.shape()) + " along axis " + std::to_string(p->axis) +
                          "; it needs the tensor's shape except along the axis");
-    for (auto i : index) check_index("gather", i, x.shape()[p->axis], p->axis);
     p->index = index;
     p->index_shape = index_shape;
+    bind_index<T>(index, std::shared_ptr<Index>(p, &p->index));
     return pick<T>(x, std::move(p), true);
 }
 
 template <class T>
 BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes) {
     detail::checked_numel("one_hot", Shape{labels.size(), num_classes});
-    Array<T> y = xt::zeros<T>({labels.size(), num_classes});
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-        if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
-            throw ValueError("one_hot: label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +
-                             " is out of range for " + std::to_string(num_classes) + " classes");
-        y(i, std::size_t(labels[i])) = T(1);
-    }
-    return BasicTensor<T>(std::move(y));
+    // An op of no tensor inputs reading its own copy of the labels, so that a
+    // captured program makes it again from each batch's labels.
+    auto held = std::make_shared<Index>(labels);
+    bind_index<T>(labels, held);
+    return detail::no_grad_op<T>("one_hot", {}, [held, num_classes]() {
+        const Index& l = *held;
+        Array<T> y = xt::zeros<T>({l.size(), num_classes});
+        for (std::size_t i = 0; i < l.size(); ++i) {
+            if (l[i] < 0 || static_cast<std::size_t>(l[i]) >= num_classes)
+                throw ValueError("one_hot: label " + std::to_string(l[i]) + " at position " + std::to_string(i) +
+                                 " is out of range for " + std::to_string(num_classes) + " classes");
+            y(i, std::size_t(l[i])) = T(1);
+        }
+        return y;
+    });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \

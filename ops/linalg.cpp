@@ -132,7 +132,7 @@ template <class T>
 BasicTensor<T> product(const BasicTensor<T>& a, const BasicTensor<T>& b, bool ta, bool tb, Mode mode) {
     const Plan p = plan(a.shape(), b.shape(), ta, tb, mode);
     Op<T> op(mode == Mode::batched ? "matmul" : "matmul_batch_sum", {a, b});
-    auto y = op.output(forward(a.value(), b.value(), ta, tb, mode, p));
+    auto y = op.forward([ta, tb, mode, p](const Array<T>& u, const Array<T>& v) { return forward(u, v, ta, tb, mode, p); });
     // A shared operand's gradient is summed over the batch by the product
     // itself (keeping a batch axis of 1 when the operand had one).
     auto reduce = [&](bool shared, bool batched) {
@@ -186,7 +186,7 @@ BasicTensor<T> permute(const BasicTensor<T>& x, const std::vector<std::size_t>& 
     }
     Op<T> op("permute", {x});
     // An explicit permute is asked for a new layout: materialise it.
-    auto y = op.output(xt::transpose(x.value(), perm));
+    auto y = op.forward([perm](const Array<T>& v) { return Array<T>(xt::transpose(v, perm)); });
     return op.record(y, [inverse](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{permute(g, inverse)};
     });

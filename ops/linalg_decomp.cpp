@@ -125,11 +125,11 @@ std::string singular(const char* op, const Batch& batch, std::size_t i, int info
 }
 
 template <class T>
-std::shared_ptr<const LuFactors<T>> factorize(const char* op, const Batch& batch, const BasicTensor<T>& a,
+std::shared_ptr<const LuFactors<T>> factorize(const char* op, const Batch& batch, const Array<T>& a,
                                               bool singular_is_error) {
     auto f = std::make_shared<LuFactors<T>>();
     f->batch = batch;
-    f->lu.assign(a.value().data(), a.value().data() + a.size());
+    f->lu.assign(a.data(), a.data() + a.size());
     f->pivots.assign(batch.count * batch.n, 0);
     f->info.assign(batch.count, 0);
     const int n = int(batch.n);
@@ -139,6 +139,33 @@ std::shared_ptr<const LuFactors<T>> factorize(const char* op, const Batch& batch
         if (f->info[i] > 0 && singular_is_error) throw ValueError(singular(op, batch, i, f->info[i]));
     }
     return f;
+}
+
+// The factors of the matrix an op last factorised, shared by the op's
+// forward and the ops of its VJP (which solve with the same matrix). They
+// are factorised again only when handed another matrix: eager mode
+// factorises once per op and its backward, and a captured program's replay,
+// which hands the forward a new matrix, gets new factors for the backward's
+// steps too (the forwards run before them).
+template <class T>
+struct LuCache {
+    std::shared_ptr<const LuFactors<T>> f;
+    std::vector<T> source;  // the matrix f factorises
+};
+
+template <class T>
+const LuFactors<T>& factors(const char* op, const Batch& batch, const Array<T>& a, bool singular_is_error,
+                            LuCache<T>& cache) {
+    const bool same = cache.f && cache.source.size() == a.size() && std::equal(a.data(), a.data() + a.size(),
+                                                                               cache.source.begin());
+    if (!same) {
+        cache.f = factorize(op, batch, a, singular_is_error);
+        cache.source.assign(a.data(), a.data() + a.size());
+    } else if (singular_is_error) {
+        for (std::size_t i = 0; i < batch.count; ++i)
+            if (cache.f->info[i] > 0) throw ValueError(singular(op, batch, i, cache.f->info[i]));
+    }
+    return *cache.f;
 }
 
 // The gradient of det and slogdet needs a⁻¹.
@@ -170,27 +197,31 @@ BasicTensor<T> transposed(const BasicTensor<T>& x) {
     return transpose(x, -2, -1);
 }
 
-// x with op(a)·x = b, from a's LU factors (computed here unless given).
+// x with op(a)·x = b, from a's LU factors (shared with the op whose VJP
+// this is, if any: `cache`).
 template <class T>
 BasicTensor<T> lu_solve(const BasicTensor<T>& a, const BasicTensor<T>& b, bool transpose,
-                        std::shared_ptr<const LuFactors<T>> f) {
+                        std::shared_ptr<LuCache<T>> cache) {
     const Batch batch = square("solve", a);
     const std::size_t n = batch.n, k = rhs_columns("solve", batch, a, b);
-    if (!f) f = factorize("solve", batch, a, true);
+    if (!cache) cache = std::make_shared<LuCache<T>>();
     Op<T> op("solve", {a, b});
-    Array<T> x = Array<T>::from_shape(b.shape());
-    std::vector<T> work(n * k);
-    for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
-        to_columns(b.value().data() + i * n * k, work.data(), n, k);
-        cxxlapack::getrs<int>(transpose ? 'N' : 'T', int(n), int(k), f->matrix(i), f->ld(), f->pivots_of(i),
-                              work.data(), f->ld());
-        to_rows(work.data(), x.data() + i * n * k, n, k);
-    }
-    auto y = op.output(std::move(x));
+    auto y = op.forward([batch, n, k, transpose, cache](const Array<T>& av, const Array<T>& bv) {
+        const auto& f = factors("solve", batch, av, true, *cache);
+        Array<T> x = Array<T>::from_shape(bv.shape());
+        std::vector<T> work(n * k);
+        for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
+            to_columns(bv.data() + i * n * k, work.data(), n, k);
+            cxxlapack::getrs<int>(transpose ? 'N' : 'T', int(n), int(k), f.matrix(i), f.ld(), f.pivots_of(i),
+                                  work.data(), f.ld());
+            to_rows(work.data(), x.data() + i * n * k, n, k);
+        }
+        return x;
+    });
     return op.record(y, [sa = op.save(a), sx = op.needs(0) ? op.save_output(y) : SavedOutput<T>{}, transpose,
-                         f](VjpContext<T>& c, const BasicTensor<T>& g) {
+                         cache](VjpContext<T>& c, const BasicTensor<T>& g) {
         // x = op(a)⁻¹·b  =>  db = op(a)⁻ᵀ·g,  d op(a) = -db·xᵀ
-        auto gb = lu_solve(c.unpack(sa), g, !transpose, f);
+        auto gb = lu_solve(c.unpack(sa), g, !transpose, cache);
         BasicTensor<T> ga;
         if (c.needs(0)) {
             auto x = c.unpack(sx);
@@ -200,23 +231,26 @@ BasicTensor<T> lu_solve(const BasicTensor<T>& a, const BasicTensor<T>& b, bool t
     });
 }
 
-// a⁻¹ from a's LU factors (computed here unless given).
+// a⁻¹ from a's LU factors (shared as in lu_solve).
 template <class T>
-BasicTensor<T> lu_inverse(const BasicTensor<T>& a, std::shared_ptr<const LuFactors<T>> f) {
+BasicTensor<T> lu_inverse(const BasicTensor<T>& a, std::shared_ptr<LuCache<T>> cache) {
     const Batch batch = square("inv", a);
-    if (!f) f = factorize("inv", batch, a, true);
-    const std::size_t n = batch.n;
+    if (!cache) cache = std::make_shared<LuCache<T>>();
     Op<T> op("inv", {a});
-    // getrs 'N' with the factors of aᵀ and b = I gives (aᵀ)⁻¹ column-major,
-    // which read row-major is a⁻¹: no copies.
-    Array<T> y = Array<T>::from_shape(a.shape());
-    y.fill(T(0));
-    for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
-        T* yi = y.data() + i * n * n;
-        for (std::size_t j = 0; j < n; ++j) yi[j * n + j] = T(1);
-        cxxlapack::getrs<int>('N', int(n), int(n), f->matrix(i), f->ld(), f->pivots_of(i), yi, f->ld());
-    }
-    auto out = op.output(std::move(y));
+    auto out = op.forward([batch, cache](const Array<T>& av) {
+        const auto& f = factors("inv", batch, av, true, *cache);
+        const std::size_t n = batch.n;
+        // getrs 'N' with the factors of aᵀ and b = I gives (aᵀ)⁻¹ column-major,
+        // which read row-major is a⁻¹: no copies.
+        Array<T> y = Array<T>::from_shape(av.shape());
+        y.fill(T(0));
+        for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
+            T* yi = y.data() + i * n * n;
+            for (std::size_t j = 0; j < n; ++j) yi[j * n + j] = T(1);
+            cxxlapack::getrs<int>('N', int(n), int(n), f.matrix(i), f.ld(), f.pivots_of(i), yi, f.ld());
+        }
+        return y;
+    });
     return op.record(out, [sy = op.save_output(out)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // d a⁻¹ = -a⁻¹·da·a⁻¹  =>  ga = -a⁻ᵀ·g·a⁻ᵀ
         auto y = c.unpack(sy);
@@ -258,39 +292,49 @@ BasicTensor<T> inv(const BasicTensor<T>& a) {
 template <class T>
 BasicTensor<T> det(const BasicTensor<T>& a) {
     const Batch batch = square("det", a);
-    auto f = factorize("det", batch, a, false);
+    auto cache = std::make_shared<LuCache<T>>();
     Op<T> op("det", {a});
-    Array<T> d = Array<T>::from_shape(batch.shape);
-    for (std::size_t i = 0; i < batch.count; ++i) {
-        // The product itself (not exp of the log): exact for small integers.
-        T v = T(1);
-        for (std::size_t j = 0; j < batch.n; ++j)
-            v *= f->pivots_of(i)[j] != int(j) + 1 ? -f->matrix(i)[j * batch.n + j] : f->matrix(i)[j * batch.n + j];
-        d.data()[i] = v;
-    }
-    auto y = op.output(std::move(d));
-    return op.record(y, [sa = op.save(a), sy = op.save_output(y), f](VjpContext<T>& c, const BasicTensor<T>& g) {
-        require_invertible("det", *f, "the gradient there is the adjugate, which is not implemented");
+    auto y = op.forward([batch, cache](const Array<T>& av) {
+        const auto& f = factors("det", batch, av, false, *cache);
+        Array<T> d = Array<T>::from_shape(batch.shape);
+        for (std::size_t i = 0; i < batch.count; ++i) {
+            // The product itself (not exp of the log): exact for small integers.
+            T v = T(1);
+            for (std::size_t j = 0; j < batch.n; ++j)
+                v *= f.pivots_of(i)[j] != int(j) + 1 ? -f.matrix(i)[j * batch.n + j] : f.matrix(i)[j * batch.n + j];
+            d.data()[i] = v;
+        }
+        return d;
+    });
+    return op.record(y, [sa = op.save(a), sy = op.save_output(y), cache](VjpContext<T>& c, const BasicTensor<T>& g) {
+        require_invertible("det", *cache->f, "the gradient there is the adjugate, which is not implemented");
         // d det(a) = det(a)·tr(a⁻¹·da)  =>  ga = g·det(a)·a⁻ᵀ
-        auto scale = reshape(g * c.unpack(sy), f->batch.with(1, 1));
-        return Grads<T>{scale * transposed(lu_inverse(c.unpack(sa), f))};
+        auto scale = reshape(g * c.unpack(sy), cache->f->batch.with(1, 1));
+        return Grads<T>{scale * transposed(lu_inverse(c.unpack(sa), cache))};
     });
 }
 
 template <class T>
 Slogdet<T> slogdet(const BasicTensor<T>& a) {
     const Batch batch = square("slogdet", a);
-    auto f = factorize("slogdet", batch, a, false);
+    auto cache = std::make_shared<LuCache<T>>();
+    // Each of the two results computes its part from the shared factors.
+    auto part = [batch, cache](bool want_sign) {
+        return [batch, cache, want_sign](const Array<T>& av) {
+            const auto& f = factors("slogdet", batch, av, false, *cache);
+            Array<T> sign = Array<T>::from_shape(batch.shape), log_abs = Array<T>::from_shape(batch.shape);
+            for (std::size_t i = 0; i < batch.count; ++i) sign_and_log(f, i, sign.data()[i], log_abs.data()[i]);
+            return want_sign ? sign : log_abs;
+        };
+    };
     Op<T> op("slogdet", {a});
-    Array<T> sign = Array<T>::from_shape(batch.shape), log_abs = Array<T>::from_shape(batch.shape);
-    for (std::size_t i = 0; i < batch.count; ++i) sign_and_log(*f, i, sign.data()[i], log_abs.data()[i]);
-    auto y = op.output(std::move(log_abs));
-    y = op.record(y, [sa = op.save(a), f](VjpContext<T>& c, const BasicTensor<T>& g) {
-        require_invertible("slogdet", *f, "log|det| is -inf there and its gradient infinite");
+    auto y = op.forward(part(false));
+    y = op.record(y, [sa = op.save(a), cache](VjpContext<T>& c, const BasicTensor<T>& g) {
+        require_invertible("slogdet", *cache->f, "log|det| is -inf there and its gradient infinite");
         // d log|det a| = tr(a⁻¹·da)  =>  ga = g·a⁻ᵀ
-        return Grads<T>{reshape(g, f->batch.with(1, 1)) * transposed(lu_inverse(c.unpack(sa), f))};
+        return Grads<T>{reshape(g, cache->f->batch.with(1, 1)) * transposed(lu_inverse(c.unpack(sa), cache))};
     });
-    return {BasicTensor<T>(std::move(sign)), y};
+    return {detail::no_grad_op<T>("slogdet_sign", {a}, part(true)), y};
 }
 
 template <class T>
@@ -298,20 +342,22 @@ BasicTensor<T> cholesky(const BasicTensor<T>& a) {
     const Batch batch = square("cholesky", a);
     const std::size_t n = batch.n;
     Op<T> op("cholesky", {a});
-    Array<T> l = a.value();
-    for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
-        T* li = l.data() + i * n * n;
-        // potrf 'U' on the buffer (aᵀ to LAPACK) reads a's lower triangle and
-        // leaves uᵀ·u = aᵀ with u upper column-major, which is l row-major.
-        const int info = cxxlapack::potrf<int>('U', int(n), li, int(n));
-        if (info > 0)
-            throw ValueError("cholesky: " + batch.matrix(i) + " is not positive definite (LAPACK potrf info " +
-                             std::to_string(info) + ": the leading minor of order " + std::to_string(info) +
-                             " is not positive)");
-        for (std::size_t r = 0; r < n; ++r)
-            for (std::size_t s = r + 1; s < n; ++s) li[r * n + s] = T(0);
-    }
-    auto y = op.output(std::move(l));
+    auto y = op.forward([batch, n](const Array<T>& v) {
+        Array<T> l = v;
+        for (std::size_t i = 0; i < batch.count && n > 0; ++i) {
+            T* li = l.data() + i * n * n;
+            // potrf 'U' on the buffer (aᵀ to LAPACK) reads a's lower triangle and
+            // leaves uᵀ·u = aᵀ with u upper column-major, which is l row-major.
+            const int info = cxxlapack::potrf<int>('U', int(n), li, int(n));
+            if (info > 0)
+                throw ValueError("cholesky: " + batch.matrix(i) + " is not positive definite (LAPACK potrf info " +
+                                 std::to_string(info) + ": the leading minor of order " + std::to_string(info) +
+                                 " is not positive)");
+            for (std::size_t r = 0; r < n; ++r)
+                for (std::size_t s = r + 1; s < n; ++s) li[r * n + s] = T(0);
+        }
+        return l;
+    });
     return op.record(y, [sl = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // a = l·lᵀ  =>  l⁻¹·da·l⁻ᵀ = l⁻¹dl + (l⁻¹dl)ᵀ with l⁻¹dl lower, so
         // l⁻¹dl = Φ(l⁻¹·da·l⁻ᵀ), Φ = lower triangle with the diagonal halved.
@@ -332,20 +378,22 @@ BasicTensor<T> triangular_solve(const BasicTensor<T>& a, const BasicTensor<T>& b
     const Batch batch = square("triangular_solve", a);
     const std::size_t n = batch.n, k = rhs_columns("triangular_solve", batch, a, b);
     Op<T> op("triangular_solve", {a, b});
-    Array<T> x = Array<T>::from_shape(b.shape());
-    std::vector<T> work(n * k);
-    const int ld = int(std::max<std::size_t>(1, n));
-    for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
-        to_columns(b.value().data() + i * n * k, work.data(), n, k);
-        // LAPACK sees aᵀ: the other triangle, the other transpose flag.
-        const int info = cxxlapack::trtrs<int>(upper ? 'L' : 'U', transpose ? 'N' : 'T', unit_diagonal ? 'U' : 'N',
-                                               int(n), int(k), a.value().data() + i * n * n, ld, work.data(), ld);
-        if (info > 0)
-            throw ValueError("triangular_solve: " + batch.matrix(i) + " is singular (LAPACK trtrs info " +
-                             std::to_string(info) + ": diagonal element " + std::to_string(info) + " is zero)");
-        to_rows(work.data(), x.data() + i * n * k, n, k);
-    }
-    auto y = op.output(std::move(x));
+    auto y = op.forward([batch, n, k, upper, transpose, unit_diagonal](const Array<T>& av, const Array<T>& bv) {
+        Array<T> x = Array<T>::from_shape(bv.shape());
+        std::vector<T> work(n * k);
+        const int ld = int(std::max<std::size_t>(1, n));
+        for (std::size_t i = 0; i < batch.count && n * k > 0; ++i) {
+            to_columns(bv.data() + i * n * k, work.data(), n, k);
+            // LAPACK sees aᵀ: the other triangle, the other transpose flag.
+            const int info = cxxlapack::trtrs<int>(upper ? 'L' : 'U', transpose ? 'N' : 'T', unit_diagonal ? 'U' : 'N',
+                                                   int(n), int(k), av.data() + i * n * n, ld, work.data(), ld);
+            if (info > 0)
+                throw ValueError("triangular_solve: " + batch.matrix(i) + " is singular (LAPACK trtrs info " +
+                                 std::to_string(info) + ": diagonal element " + std::to_string(info) + " is zero)");
+            to_rows(work.data(), x.data() + i * n * k, n, k);
+        }
+        return x;
+    });
     return op.record(y, [sa = op.save(a), sx = op.needs(0) ? op.save_output(y) : SavedOutput<T>{}, upper, transpose,
                          unit_diagonal](VjpContext<T>& c, const BasicTensor<T>& g) {
         // x = op(t)⁻¹·b  =>  db = op(t)⁻ᵀ·g,  d op(t) = -db·xᵀ, kept on the

@@ -33,8 +33,8 @@ Matrices matrices(const char* op, const BasicTensor<T>& x) {
 
 // Keeps element (i, j) where keep(j - i), zeroes the rest.
 template <class T, class Keep>
-Array<T> triangle(const BasicTensor<T>& x, const Matrices& m, Keep keep) {
-    Array<T> out = x.value();
+Array<T> triangle(const Array<T>& x, const Matrices& m, Keep keep) {
+    Array<T> out = x;
     T* p = out.data();
     for (std::size_t b = 0; b < m.count; ++b)
         for (std::size_t i = 0; i < m.rows; ++i)
@@ -54,12 +54,14 @@ BasicTensor<T> embed(const BasicTensor<T>& x, std::size_t rows, std::size_t cols
     shape.push_back(rows);
     shape.push_back(cols);
     Op<T> op("diag_embed", {x});
-    Array<T> out = Array<T>::from_shape(shape);
-    out.fill(T(0));
-    const std::size_t count = d == 0 ? 0 : x.size() / d;
-    for (std::size_t b = 0; b < count; ++b)
-        for (std::size_t i = 0; i < d; ++i) out.data()[b * rows * cols + i * cols + i] = x.value().data()[b * d + i];
-    auto y = op.output(std::move(out));
+    auto y = op.forward([shape, d, rows, cols](const Array<T>& v) {
+        Array<T> out = Array<T>::from_shape(shape);
+        out.fill(T(0));
+        const std::size_t count = d == 0 ? 0 : v.size() / d;
+        for (std::size_t b = 0; b < count; ++b)
+            for (std::size_t i = 0; i < d; ++i) out.data()[b * rows * cols + i * cols + i] = v.data()[b * d + i];
+        return out;
+    });
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{diagonal(g)}; });
 }
 
@@ -77,7 +79,7 @@ template <class T>
 BasicTensor<T> tril(const BasicTensor<T>& x, std::int64_t k) {
     const Matrices m = matrices("tril", x);
     Op<T> op("tril", {x});
-    auto y = op.output(triangle(x, m, [k](std::int64_t d) { return d <= k; }));
+    auto y = op.forward([m, k](const Array<T>& v) { return triangle(v, m, [k](std::int64_t d) { return d <= k; }); });
     return op.record(y, [k](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{tril(g, k)}; });
 }
 
@@ -85,7 +87,7 @@ template <class T>
 BasicTensor<T> triu(const BasicTensor<T>& x, std::int64_t k) {
     const Matrices m = matrices("triu", x);
     Op<T> op("triu", {x});
-    auto y = op.output(triangle(x, m, [k](std::int64_t d) { return d >= k; }));
+    auto y = op.forward([m, k](const Array<T>& v) { return triangle(v, m, [k](std::int64_t d) { return d >= k; }); });
     return op.record(y, [k](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{triu(g, k)}; });
 }
 
@@ -96,11 +98,12 @@ BasicTensor<T> diagonal(const BasicTensor<T>& x) {
     Shape shape(x.shape().begin(), x.shape().end() - 2);
     shape.push_back(d);
     Op<T> op("diagonal", {x});
-    Array<T> out = Array<T>::from_shape(shape);
-    for (std::size_t b = 0; b < m.count; ++b)
-        for (std::size_t i = 0; i < d; ++i)
-            out.data()[b * d + i] = x.value().data()[b * m.rows * m.cols + i * m.cols + i];
-    auto y = op.output(std::move(out));
+    auto y = op.forward([shape, m, d](const Array<T>& v) {
+        Array<T> out = Array<T>::from_shape(shape);
+        for (std::size_t b = 0; b < m.count; ++b)
+            for (std::size_t i = 0; i < d; ++i) out.data()[b * d + i] = v.data()[b * m.rows * m.cols + i * m.cols + i];
+        return out;
+    });
     return op.record(y, [rows = m.rows, cols = m.cols](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{embed(g, rows, cols)};
     });

@@ -54,16 +54,14 @@ Reduction plan(const char* op, const Shape& in, const Axes& axes, bool keepdims)
     return r;
 }
 
-// k when `axes` (sorted) are exactly 0, 1, ..., k-1 and the rows left are
-// wide enough for a row-by-row fold to pay; 0 otherwise (a full sum keeps
-// xtensor's reducer, which splits one long sum into SIMD lanes).
+// k when `axes` (sorted) are exactly 0, 1, ..., k-1, 0 otherwise: folded
+// row by row, also for narrow rows (a bias of 2 or 10 columns), where
+// xtensor's immediate reducer would allocate two temporaries on every call.
 template <class T>
-std::size_t leading_axes(const Array<T>& x, const std::vector<std::size_t>& axes) {
+std::size_t leading_axes(const Array<T>&, const std::vector<std::size_t>& axes) {
     for (std::size_t i = 0; i < axes.size(); ++i)
         if (axes[i] != i) return 0;
-    std::size_t cols = 1;
-    for (std::size_t i = axes.size(); i < x.dimension(); ++i) cols *= x.shape()[i];
-    return cols >= 16 ? axes.size() : 0;
+    return axes.size();
 }
 
 // The number of elements in each run the axes cover when they are the
@@ -125,7 +123,7 @@ void require_elements(const char* op, const BasicTensor<T>& x, const Reduction& 
 template <class T>
 BasicTensor<T> reduce_empty(const char* name, const BasicTensor<T>& x, const Reduction& r) {
     Op<T> op(name, {x});
-    auto y = op.output(Array<T>(xt::zeros<T>(r.out)));  // a sum of nothing is 0
+    auto y = op.forward([out = r.out](const Array<T>&) { return Array<T>(xt::zeros<T>(out)); });  // a sum of nothing is 0
     return op.record(y, [in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>&) {
         return Grads<T>{BasicTensor<T>::zeros(in)};
     });
@@ -138,9 +136,9 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("sum", x.shape_vector(), axes, keepdims);
     if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
-    auto y = op.output(reshaped<T>(sum_kept(x.value(), r.axes, r.kept), r.out));
-    return op.record(y, [r, in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
-        return Grads<T>{broadcast_to(as_kept(g, r.kept), in)};
+    auto y = op.forward([r](const Array<T>& v) { return reshaped<T>(sum_kept(v, r.axes, r.kept), r.out); });
+    return op.record(y, [kept = std::move(r.kept), in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
+        return Grads<T>{broadcast_to(as_kept(g, kept), in)};
     });
 }
 
@@ -158,13 +156,18 @@ BasicTensor<T> extreme(const char* name, const BasicTensor<T>& x, const Axes& ax
     require_elements(name, x, r);
     if (x.size() == 0) return reduce_empty(name, x, r);  // another axis is empty: so is the result
     Op<T> op(name, {x});
-    Array<T> kept = fold_kept(largest ? kernels::Fold::max : kernels::Fold::min, x.value(), r.axes, r.kept);
-    auto y = op.output(reshaped<T>(Array<T>(kept), r.out));
-    return op.record(y, [r, sx = op.save(x), kept = std::move(kept)](VjpContext<T>& c, const BasicTensor<T>& g) {
+    const auto fold = largest ? kernels::Fold::max : kernels::Fold::min;
+    auto y = op.forward([r, fold](const Array<T>& v) { return reshaped<T>(fold_kept(fold, v, r.axes, r.kept), r.out); });
+    return op.record(y, [r = std::move(r), sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c,
+                                                                                   const BasicTensor<T>& g) {
         // The gradient goes to the elements equal to the extreme, split evenly.
-        Array<T> hits = map<T>([](T v, T m) { return v == m ? T(1) : T(0); }, c.unpack(sx).value(), kept);
-        Array<T> counts = sum_kept(hits, r.axes, r.kept);
-        return Grads<T>{as_kept(g, r.kept) * BasicTensor<T>(map<T>([](T h, T n) { return h / n; }, hits, counts))};
+        auto share = detail::no_grad_op<T>("extreme_share", {c.unpack(sx), as_kept(c.unpack(sy), r.kept)},
+                                           [r](const Array<T>& v, const Array<T>& m) {
+            Array<T> hits = map<T>([](T e, T k) { return e == k ? T(1) : T(0); }, v, m);
+            Array<T> counts = sum_kept(hits, r.axes, r.kept);
+            return map<T>([](T h, T n) { return h / n; }, hits, counts);
+        });
+        return Grads<T>{as_kept(g, r.kept) * share};
     });
 }
 }  // namespace
@@ -199,10 +202,11 @@ BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdim
     require_elements("logsumexp", x, r);
     if (x.size() == 0) return reduce_empty("logsumexp", x, r);
     Op<T> op("logsumexp", {x});
-    auto y = op.output(reshaped<T>(logsumexp_kept(x.value(), r), r.out));
-    return op.record(y, [r, sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
+    auto y = op.forward([r](const Array<T>& v) { return reshaped<T>(logsumexp_kept(v, r), r.out); });
+    return op.record(y, [kept = std::move(r.kept), sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c,
+                                                                                          const BasicTensor<T>& g) {
         // d logsumexp / dx = softmax(x) = exp(x - y)
-        return Grads<T>{as_kept(g, r.kept) * exp(c.unpack(sx) - as_kept(c.unpack(sy), r.kept))};
+        return Grads<T>{as_kept(g, kept) * exp(c.unpack(sx) - as_kept(c.unpack(sy), kept))};
     });
 }
 
@@ -221,8 +225,10 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     Shape kept = in;
     for (auto a : axes) kept[a] = 1;
     Op<T> op("sum_to", {x});
-    auto y = op.output(reshaped<T>(sum_kept(x.value(), axes, kept), shape));
-    return op.record(y, [in](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
+    auto y = op.forward([axes = std::move(axes), kept = std::move(kept), shape](const Array<T>& v) {
+        return reshaped<T>(sum_kept(v, axes, kept), shape);
+    });
+    return op.record(y, [in = std::move(in)](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                   \

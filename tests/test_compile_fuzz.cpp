@@ -1,0 +1,122 @@
+// The random-graph fuzzer's programs (tests/fuzz/graph_fuzz.hpp), captured
+// and replayed: each program's value and the gradients of all its inputs
+// (second derivatives too for smooth programs) are captured as one step,
+// replayed three times on new input values, and compared with eager mode on
+// the same values. Programs with the op capture refuses (the user op with a
+// raw VJP, see docs/compile.md) must fail to capture with an error naming it.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include <tapegrad/core/compile/capture.hpp>
+#include <tapegrad/tapegrad.hpp>
+
+#include "graph_fuzz.hpp"
+
+using namespace tapegrad;
+using namespace tapegrad::fuzz;
+
+namespace {
+
+// The program's output and every input's gradient of sum(output); for
+// smooth programs also the gradient of the sum of squared gradients.
+std::vector<Tensor64> value_and_grads(const Program& p, const std::vector<Tensor64>& xs) {
+    auto y = run(p, xs);
+    std::vector<Tensor64> out{y};
+    if (!y.requires_grad()) return out;
+    auto gs = grad(y, xs, Tensor64::ones(y.shape_vector()), BackwardOptions{true, p.smooth});
+    Tensor64 squares;
+    for (const auto& g : gs) {
+        if (!g.defined()) continue;
+        out.push_back(g);
+        if (p.smooth && g.requires_grad()) squares = squares.defined() ? squares + sum(g * g) : sum(g * g);
+    }
+    if (squares.defined())
+        for (const auto& gg : grad(squares, xs))
+            if (gg.defined()) out.push_back(gg);
+    return out;
+}
+
+std::vector<Tensor64> leaves(const Program& p, double shift) {
+    std::vector<Tensor64> xs;
+    for (std::size_t k = 0; k < p.inputs.size(); ++k) {
+        Array<double> v = p.inputs[k];
+        // A small relative change: new values, same side of every kink.
+        for (std::size_t i = 0; i < v.size(); ++i) v.data()[i] *= 1 + shift * std::sin(double(i + 3 * k + 1));
+        xs.emplace_back(std::move(v), true);
+    }
+    return xs;
+}
+
+// |a - b| <= 1e-12 max(1, |b|) elementwise, NaN matching NaN.
+std::string differs(const Tensor64& a, const Tensor64& b) {
+    if (a.shape_vector() != b.shape_vector()) return "shapes differ";
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double x = a.value().data()[i], y = b.value().data()[i];
+        if (std::isnan(x) && std::isnan(y)) continue;
+        if (x == y) continue;
+        if (!(std::abs(x - y) <= 1e-12 * std::max(1.0, std::abs(y))))
+            return "element " + std::to_string(i) + ": replay " + std::to_string(x) + ", eager " + std::to_string(y);
+    }
+    return "";
+}
+
+bool refused_op(const Program& p, const std::string& message) {
+    for (const auto& in : p.code)
+        if (in.op == Op::user_raw && message.find(std::string("'") + op_name(in.op)) != std::string::npos)
+            return true;
+    return false;
+}
+
+void run_captured(std::uint64_t first_seed, int graphs, bool smooth) {
+    GenerateOptions gen;
+    gen.smooth_only = smooth;
+    int replayed = 0, refused = 0, failures = 0;
+    for (int i = 0; i < graphs && failures < 3; ++i) {
+        const auto seed = first_seed + std::uint64_t(i);
+        const Program p = generate(seed, gen);
+        compile::StepFn<double> step = [&p](const compile::StepInputs<double>& in) {
+            return value_and_grads(p, in.tensors);
+        };
+        compile::CompiledStep<double> compiled;
+        try {
+            compiled = compile::capture<double>(step, {leaves(p, 0), {}});
+        } catch (const GraphError& e) {
+            if (refused_op(p, e.what())) {
+                ++refused;
+                continue;
+            }
+            ++failures;
+            FAIL_CHECK("seed " << seed << ": capture failed: " << e.what());
+            continue;
+        }
+        for (int r = 1; r <= 3; ++r) {
+            const auto xs = leaves(p, 1e-3 * r);
+            const auto got = compiled({xs, {}});
+            const auto fresh = leaves(p, 1e-3 * r);  // eager on leaves of its own
+            const auto want = value_and_grads(p, fresh);
+            std::string why = got.size() == want.size() ? "" : "output count differs";
+            for (std::size_t k = 0; why.empty() && k < got.size(); ++k) {
+                why = differs(got[k], want[k]);
+                if (!why.empty()) why = "output " + std::to_string(k) + ": " + why;
+            }
+            if (!why.empty()) {
+                ++failures;
+                FAIL_CHECK("seed " << seed << ", replay " << r << ": " << why);
+                break;
+            }
+        }
+        ++replayed;
+    }
+    MESSAGE(replayed << " programs captured and replayed 3 times, " << refused << " refused (the raw-VJP user op)");
+    CHECK(failures == 0);
+    CHECK(replayed > graphs / 2);
+}
+
+}  // namespace
+
+TEST_CASE("compile fuzz: random programs replayed equal eager, first derivatives") { run_captured(100000, 200, false); }
+TEST_CASE("compile fuzz: random smooth programs replayed equal eager, second derivatives") {
+    run_captured(700000, 100, true);
+}
