@@ -38,11 +38,30 @@ Array<T> apply_batches(const Array<T>& x, F f) {
     return y;
 }
 
+// xsimd's exp (inside tanh and erf too) converts its scaled argument to an
+// integer before it checks the range: for ±inf, NaN or a huge value (beyond
+// about 1e9 in float) that conversion is undefined behaviour, whatever the
+// result it then selects. So f sees the argument clamped to [-1000, 1000],
+// where exp, tanh and erf already give their limits (0 or inf, ±1) -- the
+// results are those of the unclamped argument -- and a NaN comes back as is.
+template <class B, class F>
+B on_finite(const B& v, F f) {
+    const auto nan = xsimd::isnan(v);
+    const B bound(typename B::value_type(1000));
+    const B clamped = xsimd::min(xsimd::max(xsimd::select(nan, B(0), v), -bound), bound);
+    return xsimd::select(nan, v, f(clamped));
+}
+
+template <class B>
+B exp_batch(const B& v) {
+    return on_finite(v, [](const B& c) { return xsimd::exp(c); });
+}
+
 template <class B>
 B sigmoid_batch(const B& v) {
     // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0;
     // e never overflows and both branches are finite.
-    const B e = xsimd::exp(-xsimd::abs(v));
+    const B e = exp_batch(-xsimd::abs(v));
     const B r = B(1) / (B(1) + e);
     return xsimd::select(v >= B(0), r, e * r);
 }
@@ -82,19 +101,21 @@ template <class T>
 Array<T> apply(Fn fn, const Array<T>& x) {
     using B = xsimd::batch<T>;
     switch (fn) {
-        case Fn::exp: return apply_batches(x, [](const B& v) { return xsimd::exp(v); });
+        case Fn::exp: return apply_batches(x, [](const B& v) { return exp_batch(v); });
         case Fn::log: return apply_batches(x, [](const B& v) { return xsimd::log(v); });
         case Fn::log1p: return apply_batches(x, [](const B& v) { return xsimd::log1p(v); });
         case Fn::sqrt: return apply_batches(x, [](const B& v) { return xsimd::sqrt(v); });
         case Fn::abs: return apply_batches(x, [](const B& v) { return xsimd::abs(v); });
-        case Fn::tanh: return apply_batches(x, [](const B& v) { return xsimd::tanh(v); });
-        case Fn::erf: return apply_batches(x, [](const B& v) { return xsimd::erf(v); });
+        case Fn::tanh:
+            return apply_batches(x, [](const B& v) { return on_finite(v, [](const B& c) { return xsimd::tanh(c); }); });
+        case Fn::erf:
+            return apply_batches(x, [](const B& v) { return on_finite(v, [](const B& c) { return xsimd::erf(c); }); });
         case Fn::sin: return apply_batches(x, [](const B& v) { return xsimd::sin(v); });
         case Fn::cos: return apply_batches(x, [](const B& v) { return xsimd::cos(v); });
         case Fn::sigmoid: return apply_batches(x, [](const B& v) { return sigmoid_batch(v); });
         case Fn::softplus:  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
             return apply_batches(x, [](const B& v) {
-                return xsimd::max(v, B(0)) + xsimd::log1p(xsimd::exp(-xsimd::abs(v)));
+                return xsimd::max(v, B(0)) + xsimd::log1p(exp_batch(-xsimd::abs(v)));
             });
     }
     return x;
@@ -115,6 +136,7 @@ Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& s
     Array<T> out = Array<T>::from_shape(shape);
     const std::size_t cols = out.size();
     T* o = out.data();
+    if (cols == 0) return out;  // no columns, however many (empty) rows: nothing to loop over
     if (rows == 0) {  // a sum of nothing
         std::fill(o, o + cols, T(0));
         return out;
@@ -152,12 +174,12 @@ Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape)
         const B s(shift);
         B acc(T(0));
         std::size_t c = 0;
-        for (; c + lanes <= cols; c += lanes) acc += xsimd::exp(B::load_unaligned(p + c) - s);
+        for (; c + lanes <= cols; c += lanes) acc += exp_batch(B::load_unaligned(p + c) - s);
         if (c < cols) {  // tail padded with -inf: exp gives 0
             alignas(64) T buf[lanes];
             std::fill(buf, buf + lanes, -std::numeric_limits<T>::infinity());
             std::copy(p + c, p + cols, buf);
-            acc += xsimd::exp(B::load_aligned(buf) - s);
+            acc += exp_batch(B::load_aligned(buf) - s);
         }
         out.data()[r] = std::log(xsimd::hadd(acc)) + shift;
     }
@@ -180,7 +202,7 @@ Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape) 
         const T* p = x.data() + r * cols;
         std::size_t c = 0;
         for (; c + lanes <= cols; c += lanes)
-            (B::load_unaligned(o + c) + xsimd::exp(B::load_unaligned(p + c) - B::load_unaligned(s + c)))
+            (B::load_unaligned(o + c) + exp_batch(B::load_unaligned(p + c) - B::load_unaligned(s + c)))
                 .store_unaligned(o + c);
         for (; c < cols; ++c) o[c] += std::exp(p[c] - s[c]);
     }
