@@ -42,6 +42,14 @@ Blocks blocks(const S& shape, std::size_t axis) {
     return b;
 }
 
+// How many outer blocks a loop filling or reading `y` visits: none when y
+// has no elements, however large the other dimensions (an [2^40, 3, 0]
+// tensor looped 2^40 times over empty blocks).
+template <class A>
+std::size_t outer_runs(const Blocks& b, const A& y) {
+    return y.size() ? b.outer : 0;
+}
+
 template <class S>
 Shape with_dim(const S& shape, std::size_t axis, std::size_t size) {
     Shape s(shape.begin(), shape.end());
@@ -71,7 +79,7 @@ BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
     Array<T> y = Array<T>::from_shape(with_dim(x.shape(), axis, r.count));
     const T* src = x.value().data();
     T* dst = y.data();
-    for (std::size_t o = 0; o < b.outer; ++o)
+    for (std::size_t o = 0; o < outer_runs(b, y); ++o)
         for (std::size_t j = 0; j < r.count; ++j, dst += b.inner)
             std::copy_n(src + (o * b.n + r.start + j * r.step) * b.inner, b.inner, dst);
     Op<T> op("slice", {x});
@@ -87,7 +95,7 @@ BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size
     const Blocks b = blocks(in, axis);
     Array<T> y = xt::zeros<T>(in);
     const T* src = g.value().data();
-    for (std::size_t o = 0; o < b.outer; ++o)
+    for (std::size_t o = 0; o < outer_runs(b, y); ++o)
         for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
             std::copy_n(src, b.inner, y.data() + (o * b.n + r.start + j * r.step) * b.inner);
     Op<T> op("slice_backward", {g});
@@ -121,7 +129,7 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
     Array<T> y = Array<T>::from_shape(out_shape);
     const T* src = x.value().data();
     T* dst = y.data();
-    for (std::size_t o = 0; o < b.outer; ++o)
+    for (std::size_t o = 0; o < outer_runs(b, y); ++o)
         for (std::size_t j = 0; j < m; ++j, dst += b.inner) {
             const T* row = src + o * b.n * b.inner;
             if (!gather) {
@@ -145,7 +153,7 @@ BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared
     const std::size_t m = g.shape()[p->axis];
     Array<T> y = xt::zeros<T>(in);
     const T* src = g.value().data();
-    for (std::size_t o = 0; o < b.outer; ++o)
+    for (std::size_t o = 0; o < outer_runs(b, y); ++o)
         for (std::size_t j = 0; j < m; ++j, src += b.inner) {
             T* row = y.data() + o * b.n * b.inner;
             if (!gather) {
@@ -177,6 +185,7 @@ void require_inputs(const char* op, const std::vector<BasicTensor<T>>& xs) {
 template <class T>
 void join(const std::vector<BasicTensor<T>>& xs, const std::vector<std::size_t>& widths, std::size_t outer,
           std::size_t inner, Array<T>& y) {
+    if (y.size() == 0) return;  // however large `outer` is
     const std::size_t total = std::accumulate(widths.begin(), widths.end(), std::size_t(0));
     std::size_t offset = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
