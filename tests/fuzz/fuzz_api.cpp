@@ -29,8 +29,13 @@ std::string g_scratch;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    g_scratch = (std::filesystem::temp_directory_path() / ("tapegrad_fuzz_api_" + std::to_string(::getpid()))).string();
+    g_scratch = (std::filesystem::path(tapegrad::fuzz::scratch_root()) / ("tapegrad_fuzz_api_" + std::to_string(::getpid())))
+                    .string();
     std::filesystem::create_directories(g_scratch);
+    std::atexit([] {
+        std::error_code ec;
+        std::filesystem::remove_all(g_scratch, ec);
+    });
     tapegrad::set_num_threads(1);
     tapegrad::fuzz::limit_memory(4096);
     return 0;
