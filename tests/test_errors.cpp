@@ -353,6 +353,9 @@ TEST_CASE("errors: found by the API fuzzer") {
         CHECK((got == want || (std::isnan(got) && std::isnan(want))));
     }
     CHECK(pow(Tensor64::zeros({2, 1}), Tensor64::zeros({3})).value() == Tensor64::ones({2, 3}).value());
+    // cross_entropy of an empty batch with no classes: the error named only logsumexp.
+    require_error<ShapeError>([] { nn::cross_entropy(Tensor64::zeros({0, 0}), Index{}, nn::Reduction::none); },
+                              {"cross_entropy", "[0, 0]", "no classes"});
     // prelu's slope that does not broadcast: the error named only "mul".
     require_error<ShapeError>([] { nn::prelu(Tensor64::zeros({4, 0, 4, 1}), Tensor64::zeros({1, 4, 0, 4})); },
                               {"prelu", "[4, 0, 4, 1]", "[1, 4, 0, 4]"});
