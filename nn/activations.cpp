@@ -9,6 +9,7 @@
 
 #include <tapegrad/core/op.hpp>
 
+#include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/compare.hpp>
 #include <tapegrad/ops/reduce.hpp>
 
@@ -46,6 +47,8 @@ BasicTensor<T> leaky_relu(const BasicTensor<T>& x, Scalar<T> alpha) {
 
 template <class T>
 BasicTensor<T> prelu(const BasicTensor<T>& x, const BasicTensor<T>& slope) {
+    // Checked here: the composition's own error would name only "mul".
+    detail::check_broadcast("prelu", x.shape(), slope.shape());
     return where(step(x), x, x * slope);
 }
 

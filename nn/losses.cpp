@@ -108,6 +108,10 @@ BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Index& labels, Reducti
 template <class T>
 BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Index& labels, Reduction reduction) {
     check_labels("cross_entropy", logits, labels);
+    // Only an empty batch gets here with no classes; log_softmax's own error
+    // would name logsumexp, not the loss.
+    if (logits.shape()[1] == 0)
+        throw ShapeError("cross_entropy: input shape " + shape_string(logits.shape()) + " has no classes");
     auto picked = gather(log_softmax(logits, 1), 1, labels, Shape{labels.size(), 1});
     return apply_reduction("cross_entropy", neg(reshape(picked, {-1})), reduction);
 }

@@ -130,7 +130,13 @@ template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, const BasicTensor<T>& p) {
     detail::check_broadcast("pow", x.shape(), p.shape());
     Op<T> op("pow", {x, p});
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return Array<T>(xt::pow(u, v)); });
+    // std::pow per element, as for a scalar exponent (see pow_elements):
+    // xsimd's pow is wrong at 0^0, inf^0, NaN^0 and 0^-1, and converts NaN
+    // and huge intermediates to integers (undefined behaviour; found by the
+    // API fuzzer under clang's UBSan).
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) {
+        return Array<T>(map<T>([](T a, T b) { return std::pow(a, b); }, u, v));
+    });
     return op.record(y, [sx = op.save(x), sp = op.save(p), sy = op.save_output(y)](VjpContext<T>& c,
                                                                                  const BasicTensor<T>& g) {
         const auto& x = c.unpack(sx);

@@ -43,6 +43,14 @@ Blocks blocks(const S& shape, std::size_t axis) {
     return b;
 }
 
+// How many outer blocks a loop filling or reading `y` visits: none when y
+// has no elements, however large the other dimensions (an [2^40, 3, 0]
+// tensor looped 2^40 times over empty blocks).
+template <class A>
+std::size_t outer_runs(const Blocks& b, const A& y) {
+    return y.size() ? b.outer : 0;
+}
+
 template <class S>
 Shape with_dim(const S& shape, std::size_t axis, std::size_t size) {
     Shape s(shape.begin(), shape.end());
@@ -81,7 +89,7 @@ BasicTensor<T> slice_range(const BasicTensor<T>& x, std::size_t axis, Range r) {
         Array<T> y = Array<T>::from_shape(with_dim(v.shape(), axis, r.count));
         const T* src = v.data();
         T* dst = y.data();
-        for (std::size_t o = 0; o < b.outer; ++o)
+        for (std::size_t o = 0; o < outer_runs(b, y); ++o)
             for (std::size_t j = 0; j < r.count; ++j, dst += b.inner)
                 std::copy_n(src + (o * b.n + r.start + j * r.step) * b.inner, b.inner, dst);
         return y;
@@ -100,7 +108,7 @@ BasicTensor<T> slice_scatter(const BasicTensor<T>& g, const Shape& in, std::size
         Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
         y.fill(T(0));
         const T* src = v.data();
-        for (std::size_t o = 0; o < b.outer; ++o)
+        for (std::size_t o = 0; o < outer_runs(b, y); ++o)
             for (std::size_t j = 0; j < r.count; ++j, src += b.inner)
                 std::copy_n(src, b.inner, y.data() + (o * b.n + r.start + j * r.step) * b.inner);
         return y;
@@ -142,7 +150,7 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
         Array<T> y = Array<T>::from_shape(out_shape);
         const T* src = v.data();
         T* dst = y.data();
-        for (std::size_t o = 0; o < b.outer; ++o)
+        for (std::size_t o = 0; o < outer_runs(b, y); ++o)
             for (std::size_t j = 0; j < m; ++j, dst += b.inner) {
                 const T* row = src + o * b.n * b.inner;
                 if (!gather) {
@@ -169,7 +177,7 @@ BasicTensor<T> scatter_add(const BasicTensor<T>& g, const Shape& in, std::shared
         Array<T> y = Array<T>::from_shape(in);  // (xt::zeros would copy the shape to the heap)
         y.fill(T(0));
         const T* src = v.data();
-        for (std::size_t o = 0; o < b.outer; ++o)
+        for (std::size_t o = 0; o < outer_runs(b, y); ++o)
             for (std::size_t j = 0; j < m; ++j, src += b.inner) {
                 T* row = y.data() + o * b.n * b.inner;
                 if (!gather) {

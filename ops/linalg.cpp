@@ -104,6 +104,13 @@ Plan plan(const S& sa, const S& sb, bool ta, bool tb, Mode mode) {
 template <class T>
 Array<T> forward(const Array<T>& a, const Array<T>& b, bool ta, bool tb, Mode mode, const Plan& p) {
     Array<T> c = Array<T>::from_shape(p.out);
+    // Nothing to compute, however large the batch: [2^40, 0, 3]·[2^40, 3, 0]
+    // must not loop 2^40 times over empty matrices.
+    if (c.size() == 0) return c;
+    if (p.k == 0) {
+        c.fill(T(0));
+        return c;
+    }
     const std::size_t sa = p.m * p.k, sb = p.k * p.n, sc = p.m * p.n;  // matrix sizes
     if (mode == Mode::batched && !p.batched_a && !p.batched_b) {
         gemm(a.data(), ta, b.data(), tb, c.data(), p.m, p.n, p.k, T(0));

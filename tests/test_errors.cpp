@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -334,4 +335,63 @@ TEST_CASE("errors: found by the API fuzzer") {
     require_error<ValueError>([&] { nn::mse_loss(empty, empty); }, {"mse_loss", "mean", "[4, 0, 4, 1]"});
     require_error<ValueError>([] { nn::cross_entropy(Tensor64::zeros({0, 3}), Index{}); }, {"cross_entropy", "mean"});
     CHECK(nn::mse_loss(empty, empty, nn::Reduction::sum).item() == 0.0);
+    // pow of two tensors used xsimd's pow on whole SIMD batches: 0^0, inf^0
+    // and NaN^0 came out wrong (not 1), 0^-1 was not inf, and NaN or huge
+    // intermediates were converted to integers (undefined behaviour: clang's
+    // UBSan reported it). Now std::pow's values, as for a scalar exponent.
+    const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+    std::vector<double> bases, exponents;
+    for (int copy = 0; copy < 4; ++copy) {
+        for (double b : {0.0, inf, 2.0, nan, -8.0, 0.0, 1e300, -inf}) bases.push_back(b);
+        for (double e : {0.0, 0.0, nan, 0.0, 1.0 / 3, -1.0, 1e300, 3.0}) exponents.push_back(e);
+    }
+    const auto powered = pow(Tensor64::from_data(bases.data(), {bases.size()}),
+                             Tensor64::from_data(exponents.data(), {exponents.size()}));
+    for (std::size_t i = 0; i < bases.size(); ++i) {
+        CAPTURE(i);
+        const double want = std::pow(bases[i], exponents[i]), got = powered.value().data()[i];
+        CHECK((got == want || (std::isnan(got) && std::isnan(want))));
+    }
+    CHECK(pow(Tensor64::zeros({2, 1}), Tensor64::zeros({3})).value() == Tensor64::ones({2, 3}).value());
+    // cross_entropy of an empty batch with no classes: the error named only logsumexp.
+    require_error<ShapeError>([] { nn::cross_entropy(Tensor64::zeros({0, 0}), Index{}, nn::Reduction::none); },
+                              {"cross_entropy", "[0, 0]", "no classes"});
+    // prelu's slope that does not broadcast: the error named only "mul".
+    require_error<ShapeError>([] { nn::prelu(Tensor64::zeros({4, 0, 4, 1}), Tensor64::zeros({1, 4, 0, 4})); },
+                              {"prelu", "[4, 0, 4, 1]", "[1, 4, 0, 4]"});
+}
+
+TEST_CASE("errors: a huge dimension beside an empty one costs nothing (found by the API fuzzer)") {
+    // [2^40, 0, 3]·[2^40, 3, 0]: no element anywhere, but the batched product
+    // looped over 2^40 empty matrices (hours; 2^62 never ends), and so did
+    // a reduction over the leading axis of a [2^40, 0] tensor. Now both
+    // return at once, forward and backward.
+    const std::size_t huge = std::size_t(1) << 40;
+    Tensor64 a = Tensor64::zeros({huge, 0, 3}, true), b = Tensor64::zeros({huge, 3, 0}, true);
+    const auto c = matmul(a, b);
+    CHECK(c.shape_vector() == Shape{huge, 0, 0});
+    sum(c).backward();
+    CHECK(a.grad().shape_vector() == Shape{huge, 0, 3});
+    CHECK(b.grad().shape_vector() == Shape{huge, 3, 0});
+    // k = 0 with a non-empty result: zeros, without a loop over the batch.
+    const auto z = matmul(Tensor64::ones({4, 2, 0}), Tensor64::ones({4, 0, 3}));
+    CHECK(z.value() == Tensor64::zeros({4, 2, 3}).value());
+    const auto w = matmul(Tensor64::zeros({2, 0}), Tensor64::zeros({0, 3}));
+    CHECK(w.value() == Tensor64::zeros({2, 3}).value());
+    // The [outer, n, inner] loops of the indexing ops, forward and backward.
+    Tensor64 e = Tensor64::zeros({huge, 3, 0}, true);
+    const auto picked = index_select(e, 1, Index{2, 0});
+    CHECK(picked.shape_vector() == Shape{huge, 2, 0});
+    const auto gathered = gather(e, 1, Index{}, Shape{huge, 1, 0});
+    CHECK(gathered.shape_vector() == Shape{huge, 1, 0});
+    const auto sliced = slice(e, 1, 1, 3);
+    CHECK(sliced.shape_vector() == Shape{huge, 2, 0});
+    CHECK(concat({e, e}, 1).shape_vector() == Shape{huge, 6, 0});
+    CHECK(stack({e, e}, 1).shape_vector() == Shape{huge, 2, 3, 0});
+    sum(picked + sliced).backward();
+    CHECK(e.grad().shape_vector() == Shape{huge, 3, 0});
+    const auto x = Tensor64::zeros({huge, 0});
+    CHECK(sum(x, {0}).shape_vector() == Shape{0});
+    CHECK(tapegrad::max(x, {0}).shape_vector() == Shape{0});
+    CHECK(logsumexp(x, {0}).shape_vector() == Shape{0});
 }

@@ -187,6 +187,77 @@ TEST_CASE("kernels: vectorised functions match the C library at every tail lengt
     check_functions<double>();
 }
 
+// Arguments where exp, tanh and erf have reached their limits, and those
+// beyond any range: xsimd's exp converts its scaled argument to an integer,
+// undefined behaviour for ±inf, NaN and huge values (clang's UBSan reported
+// it from the API fuzzer), so the kernels clamp the argument first. The
+// results must be the C library's, and NaN must stay NaN.
+template <class T>
+void check_function_limits() {
+    using tapegrad::kernels::Fn;
+    using L = std::numeric_limits<T>;
+    const T inf = L::infinity();
+    const std::vector<T> limits{-inf, inf, L::lowest(), L::max(), T(-1e30), T(1e30), T(-1e10), T(1e10),
+                                T(-5e4), T(5e4), T(-2000), T(2000), T(-800), T(800)};
+    struct Case {
+        Fn fn;
+        T (*ref)(T);
+    };
+    const std::vector<Case> cases{
+        {Fn::exp, [](T x) { return std::exp(x); }},
+        {Fn::tanh, [](T x) { return std::tanh(x); }},
+        {Fn::erf, [](T x) { return std::erf(x); }},
+        {Fn::sigmoid, [](T x) { return T(1) / (T(1) + std::exp(-x)); }},
+        {Fn::softplus, [](T x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(int(c.fn));
+        // Every value at every lane position: the tail goes through its own buffer.
+        for (std::size_t pad : {0, 1, 5}) {
+            Array<T> x = Array<T>::from_shape({limits.size() + 2 + pad});
+            std::fill(x.data(), x.data() + x.size(), T(0.5));
+            std::copy(limits.begin(), limits.end(), x.data() + pad);
+            x.data()[pad + limits.size()] = L::quiet_NaN();
+            x.data()[pad + limits.size() + 1] = -L::quiet_NaN();
+            const auto y = tapegrad::kernels::apply(c.fn, x);
+            for (std::size_t i = 0; i < limits.size(); ++i) {
+                CAPTURE(limits[i]);
+                CHECK(y.data()[pad + i] == c.ref(limits[i]));
+            }
+            CHECK(std::isnan(y.data()[pad + limits.size()]));
+            CHECK(std::isnan(y.data()[pad + limits.size() + 1]));
+        }
+    }
+    // Signed zeros pass through tanh and erf; exp(±0) is 1.
+    const Array<T> zeros{T(0), -T(0)};
+    for (Fn fn : {Fn::tanh, Fn::erf}) {
+        const auto y = tapegrad::kernels::apply(fn, zeros);
+        CHECK((y.data()[0] == 0 && !std::signbit(y.data()[0])));
+        CHECK((y.data()[1] == 0 && std::signbit(y.data()[1])));
+    }
+    const auto e = tapegrad::kernels::apply(Fn::exp, zeros);
+    CHECK((e.data()[0] == 1 && e.data()[1] == 1));
+    // logsumexp: a row of -inf (and the -inf padding of a tail) gives -inf,
+    // +inf gives +inf, NaN stays NaN.
+    Array<T> rows = Array<T>::from_shape({3, 5});
+    std::fill(rows.data(), rows.data() + 15, -inf);
+    rows.data()[6] = inf;
+    rows.data()[10] = L::quiet_NaN();
+    const auto inner = tapegrad::kernels::logsumexp_inner(rows, 5, Dims{3});
+    CHECK(inner.data()[0] == -inf);
+    CHECK(inner.data()[1] == inf);
+    CHECK(std::isnan(inner.data()[2]));
+    const auto leading = tapegrad::kernels::logsumexp_leading(rows, 1, Dims{5});
+    CHECK(std::isnan(leading.data()[0]));
+    CHECK(leading.data()[1] == inf);
+    CHECK(leading.data()[2] == -inf);
+}
+
+TEST_CASE("kernels: exp, tanh, erf, sigmoid and softplus give the C library's limits for ±inf, NaN and huge arguments") {
+    check_function_limits<float>();
+    check_function_limits<double>();
+}
+
 template <class T>
 void check_reductions() {
     using tapegrad::kernels::Fold;

@@ -8,13 +8,15 @@
 // denormals and the extremes of the type. Tensors live in a small pool that
 // the calls read and extend; modules and one optimiser live beside it.
 //
-// Sizes: tensors stay small unless a shape is deliberately huge, and then
-// the library must refuse it (an element count that overflows is a
-// ValueError) or run out of the fuzzer's memory budget (std::bad_alloc from
-// the allocator: a legitimately huge tensor), never wrap around.
+// Sizes: tensors stay small (at most kMaxKept elements in the pool) unless a
+// shape is deliberately huge, and then the library must refuse it (an
+// element count that overflows is a ValueError) or run out of the fuzzer's
+// memory budget (std::bad_alloc from the allocator: a legitimately huge
+// tensor), never wrap around.
 #include "api_fuzz.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +32,7 @@
 #include <sstream>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TAPEGRAD_FUZZ_ASAN 1
@@ -66,8 +69,19 @@ std::vector<std::size_t>& counts() {
     static std::vector<std::size_t> c(k_count, 0);
     return c;
 }
+std::vector<double>& seconds() {
+    static std::vector<double> s(k_count, 0);
+    return s;
+}
 
 // --- value tables -----------------------------------------------------------
+
+// Small tensors keep an input fast (about a millisecond under ASan): the
+// pool keeps none above kMaxKept elements, and arange makes none above
+// kMaxArange. Shapes stay arbitrary: dimensions are 0-4 or huge (2^31 and
+// up), so a huge shape is refused or out of the memory budget at once.
+constexpr std::size_t kMaxKept = 4096;
+constexpr long double kMaxArange = 256;
 
 constexpr std::size_t kHugeDims[] = {std::size_t(1) << 31, (std::size_t(1) << 32) + 1, std::size_t(1) << 40,
                                      std::size_t(1) << 59, std::size_t(1) << 62, SIZE_MAX};
@@ -142,7 +156,9 @@ public:
         for (int calls = 0; calls < 48 && !in_.done(); ++calls) {
             const auto kind = static_cast<Kind>(in_.below(k_count));
             ++counts()[kind];
+            const auto start = std::chrono::steady_clock::now();
             step(kind);
+            seconds()[kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         }
     }
 
@@ -198,6 +214,7 @@ private:
             fail(std::string(what) + ": shape " + shape_text(t.shape_vector()) + ", expected " + shape_text(expected));
     }
     void keep(const Tensor_& t) {
+        if (t.size() > kMaxKept) return;
         if (pool_.size() < 10) pool_.push_back(t);
         else pool_[in_.below(pool_.size())] = t;
     }
@@ -260,6 +277,10 @@ void Executor<T>::create() {
         }
         case 6: {
             const T step = in_.template scalar<T>();
+            // A mid-size count (1e5 elements, say) tests nothing a small one
+            // does not; counts beyond 2^31 are refused or out of budget at once.
+            const long double count = (static_cast<long double>(b) - a) / step;
+            if (std::isfinite(count) && count > kMaxArange && count < 0x1p31L) return;
             ok = call("arange", {"arange"}, [&] { t = Tensor_::arange(a, b, step); });
             break;
         }
@@ -865,6 +886,12 @@ ApiRunResult run_api_input(const std::uint8_t* data, std::size_t size, const std
     return result;
 }
 
+std::string scratch_root() {
+    std::error_code ec;
+    if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return std::filesystem::temp_directory_path().string();
+}
+
 void limit_memory(std::size_t megabytes) {
 #if TAPEGRAD_FUZZ_ASAN
     (void)megabytes;  // ASan maps terabytes of shadow memory: its max_allocation_size_mb is the limit
@@ -877,6 +904,7 @@ void limit_memory(std::size_t megabytes) {
 
 const std::vector<std::string>& api_call_names() { return kKindNames; }
 const std::vector<std::size_t>& api_call_counts() { return counts(); }
+const std::vector<double>& api_call_seconds() { return seconds(); }
 
 }  // namespace tapegrad::fuzz
 

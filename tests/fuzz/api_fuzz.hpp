@@ -23,6 +23,11 @@ struct ApiRunResult {
 // Decodes and runs one input. `scratch` is a folder for checkpoint files.
 ApiRunResult run_api_input(const std::uint8_t* data, std::size_t size, const std::string& scratch);
 
+// Where the scratch folder for checkpoint files goes: /dev/shm when it is
+// a writable folder (checkpoints are fsynced: on a disk that dominated the
+// cost of an input), else the system's temporary folder.
+std::string scratch_root();
+
 // The memory budget: a legitimately huge tensor (2^40 elements, no overflow)
 // must end in std::bad_alloc, not in the machine's swap or the OOM killer.
 // Call once at program start: with AddressSanitizer the budget is its
@@ -34,5 +39,7 @@ void limit_memory(std::size_t megabytes);
 const std::vector<std::string>& api_call_names();
 // How often each call kind ran since program start.
 const std::vector<std::size_t>& api_call_counts();
+// Wall time spent in each call kind since program start (for profiling).
+const std::vector<double>& api_call_seconds();
 
 }  // namespace tapegrad::fuzz

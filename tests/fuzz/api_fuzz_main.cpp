@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     }
     tapegrad::set_num_threads(1);
     limit_memory(4096);
-    const fs::path scratch = fs::temp_directory_path() / ("tapegrad_api_fuzz_" + std::to_string(::getpid()));
+    const fs::path scratch = fs::path(scratch_root()) / ("tapegrad_api_fuzz_" + std::to_string(::getpid()));
     fs::create_directories(scratch);
     struct Cleanup {
         fs::path dir;
@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
                 totals.inputs, totals.calls, totals.refused, totals.too_big);
     const auto& names = api_call_names();
     const auto& counts = api_call_counts();
-    for (std::size_t k = 0; k < names.size(); ++k) std::printf("  %-16s %zu\n", names[k].c_str(), counts[k]);
+    const auto& seconds = api_call_seconds();
+    for (std::size_t k = 0; k < names.size(); ++k)
+        std::printf("  %-16s %8zu calls %9.3f s\n", names[k].c_str(), counts[k], seconds[k]);
     return 0;
 }

@@ -6,8 +6,9 @@
 //         -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 //   cmake --build build-fuzz --target fuzz_api -j2
 //   mkdir -p /tmp/fuzz-api && build-fuzz/tests/fuzz/fuzz_api -max_len=512 -timeout=10 -rss_limit_mb=2048 \
-//         -max_total_time=600 /tmp/fuzz-api tests/corpus/api
-// (the first folder collects new inputs; the seeds come from tests/corpus/api).
+//         -detect_leaks=0 -print_final_stats=1 -max_total_time=600 /tmp/fuzz-api tests/corpus/api
+// (the first folder collects new inputs; the seeds come from tests/corpus/api;
+// leaks are checked when CI replays the corpus, at exit).
 //
 // A finding is a bug: fix it, then add the input to tests/corpus/api/ (a
 // few hundred small files at most: `fuzz_api -merge=1 new_dir old_dirs...`
@@ -29,8 +30,13 @@ std::string g_scratch;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    g_scratch = (std::filesystem::temp_directory_path() / ("tapegrad_fuzz_api_" + std::to_string(::getpid()))).string();
+    g_scratch = (std::filesystem::path(tapegrad::fuzz::scratch_root()) / ("tapegrad_fuzz_api_" + std::to_string(::getpid())))
+                    .string();
     std::filesystem::create_directories(g_scratch);
+    std::atexit([] {
+        std::error_code ec;
+        std::filesystem::remove_all(g_scratch, ec);
+    });
     tapegrad::set_num_threads(1);
     tapegrad::fuzz::limit_memory(4096);
     return 0;
