@@ -106,6 +106,23 @@ Array<T> apply_guarded(const Array<T>& x, F f, G g) {
     return y;
 }
 
+// sin and cos: xsimd's range reduction for large arguments (beyond about
+// 1e5) shifts a negative integer left, undefined behaviour (found by the API
+// fuzzer under clang's UBSan). Lanes outside [-1000, 1000] (and NaN) go
+// through the C library; the others keep xsimd's result, bit for bit.
+template <class B, class F, class S>
+B scalar_for_large(const B& v, F f, S scalar) {
+    using T = typename B::value_type;
+    constexpr std::size_t lanes = B::size;
+    const auto ok = ordinary(v);
+    alignas(64) T in[lanes], out[lanes];
+    v.store_aligned(in);
+    f(xsimd::select(ok, v, B(0))).store_aligned(out);
+    for (std::size_t j = 0; j < lanes; ++j)
+        if (!(in[j] >= T(-1000) && in[j] <= T(1000))) out[j] = scalar(in[j]);
+    return B::load_aligned(out);
+}
+
 // With e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) for x < 0;
 // e never overflows and both branches are finite. `exp` is xsimd's, or
 // clamped.
@@ -169,8 +186,14 @@ Array<T> apply(Fn fn, const Array<T>& x) {
         case Fn::erf:
             return apply_guarded(x, [](const B& v) { return xsimd::erf(v); },
                                  [](const B& v) { return clamped(v, [](const B& c) { return xsimd::erf(c); }); });
-        case Fn::sin: return apply_batches(x, [](const B& v) { return xsimd::sin(v); });
-        case Fn::cos: return apply_batches(x, [](const B& v) { return xsimd::cos(v); });
+        case Fn::sin: {
+            auto f = [](const B& v) { return xsimd::sin(v); };
+            return apply_guarded(x, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::sin(a); }); });
+        }
+        case Fn::cos: {
+            auto f = [](const B& v) { return xsimd::cos(v); };
+            return apply_guarded(x, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::cos(a); }); });
+        }
         case Fn::sigmoid:
             return apply_guarded(x, [](const B& v) { return sigmoid_batch(v, plain_exp<B>); },
                                  [](const B& v) { return sigmoid_batch(v, clamped_exp<B>); });
