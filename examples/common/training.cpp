@@ -184,17 +184,15 @@ void Run::train(const Hooks& hooks) {
         if (!o_.resume.empty()) resume();
         return train_epochs(hooks);
     }
-    bool resuming = !o_.resume.empty();
     try {
-        if (resuming) resume();
-        resuming = false;
+        doing_ = "while resuming";
+        if (!o_.resume.empty()) resume();
         train_epochs(hooks);
     } catch (const std::exception& e) {
         // The other ranks cannot go on without this one (they wait in its
-        // collectives): end the job here, naming this rank and the error,
-        // while the averager's buffers are still alive.
-        session_->abort(1, (resuming ? "error while resuming" : "error in step " + std::to_string(step_ + 1)) +
-                               ": " + e.what());
+        // collectives): end the job here, naming this rank, where it was and
+        // the error, while the averager's buffers are still alive.
+        session_->abort(1, "error " + doing_ + ": " + e.what());
     }
 }
 
@@ -205,6 +203,7 @@ void Run::train_epochs(const Hooks& hooks) {
     while (epoch_ < last) {
         const std::size_t epoch = epoch_ + 1;
         while (batches_->next(x, y)) {
+            if (ranks_ > 1) doing_ = "in step " + std::to_string(step_ + 1);
             auto loss = nn::cross_entropy(model_->forward(x), y);
             optimizer_->zero_grad();
             if (averager_) averager_->set_weight(batches_->weight());
@@ -214,6 +213,7 @@ void Run::train_epochs(const Hooks& hooks) {
             epoch_loss_sum_ += loss.item() * batches_->weight();
             ++epoch_steps_;
             ++step_;
+            if (ranks_ > 1) doing_ = "after step " + std::to_string(step_);  // in the hook or the save
             if (hooks.on_step)
                 hooks.on_step(epoch, epoch_steps_, batches_->batches_per_epoch(),
                               epoch_loss_sum_ * ranks_ / epoch_steps_);  // this rank's rows
@@ -222,6 +222,7 @@ void Run::train_epochs(const Hooks& hooks) {
         // next() has drawn the next epoch's order already: the checkpoint
         // below holds it with the generator state after the draw.
         if (ranks_ > 1) {
+            doing_ = "at the end of epoch " + std::to_string(epoch);
             distributed::check_replicas(*model_, "after epoch " + std::to_string(epoch));
             epoch_loss_sum_ = session_->sum(epoch_loss_sum_);  // all ranks' rows
         }

@@ -78,7 +78,10 @@ public:
     // step, epoch and parameters (ranks resuming from different copies are
     // refused, naming the first rank that differs), and an error while
     // resuming or training (on any rank) ends the whole job: Session::abort,
-    // naming the rank and the error.
+    // naming the rank, where ("in step 7", "after step 7" for the hook or the
+    // save, "at the end of epoch 2", "while resuming") and the error. Every
+    // rank must call train() and reach the end of it, and of its Session: a
+    // rank that returns early leaves the others waiting in a collective.
     void train(const Hooks& hooks);
 
     tapegrad::nn::Sequential<float>& model() { return *model_; }
@@ -118,6 +121,7 @@ private:
     double epoch_loss_sum_ = 0;  // of the epoch in progress, this rank's loss times its share of each batch
     std::size_t epoch_steps_ = 0;
     std::vector<double> losses_, scores_;
+    std::string doing_;  // on several ranks, where an error happened: "in step 7", "after step 7"...
 };
 
 // Gaussian blobs: one random centre per class in `dim` dimensions and `n`

@@ -52,7 +52,10 @@ bool mpi_available();
 // Session calls MPI) and stops it at scope exit. One per process, made before
 // any other call of this API. If the scope is left by an exception, the
 // destructor aborts the whole job instead of finalising, because the other
-// ranks would otherwise wait forever in their next collective.
+// ranks would otherwise wait forever in their next collective. Every rank
+// must make the same collective calls and reach the end of its Session: one
+// that returns normally while the others still train leaves them waiting
+// (nothing can tell it from a slow rank).
 class Session {
 public:
     Session(int& argc, char**& argv);

@@ -27,6 +27,8 @@
 //   stale DIR    rank 0 resumes from the checkpoint of epoch 1, rank 1 from
 //                that of epoch 2 (a stale copy): the job must end, naming
 //                the step that differs, not hang (run by dying_rank.sh).
+//   hook         rank 1's on_step hook throws after step 5: the job ends
+//                naming "after step 5" (run by dying_rank.sh).
 //   changed DIR  both ranks resume with another batch size: refused before
 //                any training, naming the option and both values.
 #include <algorithm>
@@ -329,6 +331,23 @@ int changed(distributed::Session& s, const std::string& dir) {
     return fail(s, "a run resumed with another batch size trained on");
 }
 
+int hook_error(distributed::Session& s) {
+    Generator data_gen(4);
+    const auto d = training::synthetic_classification(512, 12, 3, data_gen);
+    training::Options o;
+    o.epochs = 1;
+    o.batch_size = 64;
+    o.hidden = {16};
+    Generator gen(21);
+    training::Run run(o, d, gen, &s);
+    training::Hooks hooks;
+    hooks.on_step = [&](std::size_t, std::size_t, std::size_t, double) {
+        if (s.rank() == 1 && run.steps_done() == 5) throw ValueError("a deliberate failure in the hook on rank 1");
+    };
+    run.train(hooks);
+    return fail(s, "the run went on after a hook failed");
+}
+
 // Trains until rank 1 fails at step 20; rank 0 would then wait in an
 // all-reduce. `how`: "kill" (SIGKILL before the step), "error" (an
 // exception before the step), "backward" (an exception inside backward,
@@ -384,6 +403,7 @@ int main(int argc, char** argv) {
         if (mode == "resume" && argc > 2) return resume(session, argv[2]);
         if (mode == "run" && argc > 3) return run_phase(session, argv[2], argv[3]);
         if (mode == "mismatched") return mismatched(session);
+        if (mode == "hook") return hook_error(session);
         if (mode == "stale" && argc > 2) return stale(session, argv[2]);
         if (mode == "changed" && argc > 2) return changed(session, argv[2]);
         if (mode == "kill" || mode == "error" || mode == "backward" || mode == "backward-skipped")
@@ -391,6 +411,6 @@ int main(int argc, char** argv) {
     } catch (const Error& e) {
         session.abort(1, std::string("error: ") + e.what());  // as a training program would
     }
-    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped | mismatched | stale DIR | changed DIR\n");
+    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped | mismatched | hook | stale DIR | changed DIR\n");
     return 2;
 }
