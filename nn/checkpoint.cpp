@@ -16,7 +16,8 @@ const std::string kOptimizerPrefix = "optimizer/";
 const std::string kGeneratorEntry = "generator/state";
 // Run checkpoints (save_run): generators, and the run's own entries.
 const std::string kGeneratorPrefix = "generator/", kModelGenerators = "generator/model/",
-                  kRunGenerators = "generator/run/", kRunPrefix = "run/", kSeriesPrefix = "run/series/";
+                  kRunGenerators = "generator/run/", kRunPrefix = "run/", kSeriesPrefix = "run/series/",
+                  kOptionPrefix = "run/option/";
 constexpr std::int64_t kRunFormat = 1;
 
 using FileMap = std::map<std::string, data::NpyArray>;
@@ -36,10 +37,11 @@ data::NpyArray to_npy(const std::string& name, const Array<T>& a) {
                                        std::vector<T>(a.begin(), a.end()));
 }
 
-data::NpyArray generator_npy(const std::string& name, const Generator& g) {
-    const std::string text = g.state();
+data::NpyArray text_npy(const std::string& name, const std::string& text) {
     return data::NpyArray::from_vector(name, {text.size()}, std::vector<std::uint8_t>(text.begin(), text.end()));
 }
+
+data::NpyArray generator_npy(const std::string& name, const Generator& g) { return text_npy(name, g.state()); }
 
 data::NpyArray count_npy(const std::string& name, std::size_t n) {
     return data::NpyArray::from_int64(name, {}, {static_cast<std::int64_t>(n)});
@@ -67,14 +69,19 @@ data::NpyArray take(const std::string& path, FileMap& file, const std::string& n
     return a;
 }
 
-Generator parse_generator(const std::string& path, const data::NpyArray& a) {
-    if (a.descr != data::detail::npy_descr<std::uint8_t>())
-        throw DtypeError("load_checkpoint: '" + path + "': '" + a.name + "' is stored as " + a.descr +
-                         ", expected bytes (|u1)");
+std::string text_of(const std::string& path, const data::NpyArray& a) {
+    if (a.descr != data::detail::npy_descr<std::uint8_t>() || a.shape.size() != 1)
+        throw DtypeError("load_checkpoint: '" + path + "': '" + a.name + "' is stored as " + a.descr + " of shape " +
+                         shape_string(a.shape) + ", expected a vector of bytes (|u1)");
     const auto bytes = a.to_vector<std::uint8_t>();
+    return std::string(bytes.begin(), bytes.end());
+}
+
+Generator parse_generator(const std::string& path, const data::NpyArray& a) {
+    const std::string text = text_of(path, a);
     Generator g;
     try {
-        g.set_state(std::string(bytes.begin(), bytes.end()));
+        g.set_state(text);
     } catch (const ValueError& e) {
         throw ValueError("load_checkpoint: '" + path + "': '" + a.name + "': " + e.what());
     }
@@ -214,6 +221,9 @@ template <class T>
 void RunState<T>::check() const {
     if (!module || !optimizer) throw ValueError("RunState: a run checkpoint needs the module and the optimizer");
     if (world_size == 0) throw ValueError("RunState: world_size must be at least 1");
+    for (const auto& o : options)
+        if (o.name.empty() || o.name.find('/') != std::string::npos)
+            throw ValueError("RunState: option name '" + o.name + "' must be non-empty and without '/'");
 }
 
 template <class T>
@@ -224,6 +234,7 @@ void save_run(const std::string& path, const RunState<T>& run) {
     arrays.push_back(count_npy("run/world_size", run.world_size));
     arrays.push_back(count_npy("run/epoch", run.epoch));
     arrays.push_back(count_npy("run/step", run.step));
+    for (const auto& o : run.options) arrays.push_back(text_npy(kOptionPrefix + o.name, o.value));
     if (run.schedule) arrays.push_back(count_npy("run/schedule_epoch", run.schedule->epoch()));
     if (run.batches) {
         const auto& order = run.batches->order();
@@ -255,6 +266,20 @@ void load_run(const std::string& path, RunState<T>& run) {
         throw ValueError("load_run: '" + path + "' was written by a run on " + ranks(world_size) +
                          "; this run has " + ranks(run.world_size) + ": resume it with the same number of ranks (the data slices and every rank's generators "
                          "depend on it)");
+    // Before anything else: a run resumed with other options is not the same run.
+    for (const auto& o : run.options) {
+        const std::string entry = kOptionPrefix + o.name;
+        const std::string why = o.why.empty() ? "" : " (" + o.why + ")";
+        if (!file.count(entry))
+            throw ValueError("load_run: '" + path + "' does not record the run's option '" + o.name +
+                             "' (saved before run checkpoints recorded their options?), so resuming cannot be "
+                             "checked to continue the same run; start the run afresh");
+        const std::string saved = text_of(path, take(path, file, entry));
+        if (saved != o.value)
+            throw ValueError("load_run: '" + path + "' was written by a run with " + o.name + " = " + saved +
+                             "; this run has " + o.name + " = " + o.value +
+                             ": resume a run with the options it started with" + why);
+    }
     const std::size_t epoch = count(path, file, "run/epoch"), step = count(path, file, "run/step");
     const std::size_t schedule_epoch = run.schedule ? count(path, file, "run/schedule_epoch") : 0;
     std::vector<std::size_t> order;

@@ -31,6 +31,9 @@
 //   generator/run/<name>         the run's own generators (initialisation and
 //                                shuffling, the thread's default generator...)
 //   run/series/<name>            float64 histories the run keeps (loss per epoch)
+//   run/option/<name>            the options that define the run, as text
+//                                (RunState::options: batch size, learning
+//                                rate...); load_run refuses other values
 //   run/format, run/world_size   layout version (1) and the number of ranks
 //                                that wrote it (RunState::world_size; load_run
 //                                refuses another). A data-parallel run stores
@@ -77,6 +80,13 @@ void load_checkpoint(const std::string& path, ModuleBase<T>& module, Optimizer<T
 // load_run fills epoch, step and series from the file and restores the rest
 // in place, all or nothing (ValueError naming a missing or unexpected entry,
 // ShapeError/DtypeError as for load_checkpoint).
+// An option that defines a run: resuming it with another value would not
+// continue the same run. `why`, if given, ends the refusal (e.g. what depends
+// on it).
+struct RunOption {
+    std::string name, value, why;
+};
+
 template <class T>
 struct RunState {
     ModuleBase<T>* module = nullptr;
@@ -93,6 +103,12 @@ struct RunState {
     // load_run refuses a file written by another number, because the data
     // slices and the ranks' generators depend on it.
     std::size_t world_size = 1;
+    // Saved as text; load_run compares each with the file's before changing
+    // anything and refuses a differing value (ValueError naming the option
+    // and both values) or a file that does not record it (one saved before
+    // runs recorded their options cannot be checked, so it is refused too).
+    // The file may not hold options the run does not list.
+    std::vector<RunOption> options;
 
     void check() const;
 };

@@ -9,6 +9,8 @@
 
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -26,8 +28,9 @@ namespace {
 using namespace file_test;
 using tapegrad::data::load_npz;
 
-// Runs the training program with `args`; returns its wait status.
-int run(const std::vector<std::string>& args) {
+// Runs the training program with `args`; returns its wait status. Its
+// stderr goes to `errors` if given.
+int run(const std::vector<std::string>& args, const std::string& errors = "") {
     std::vector<std::string> all = {TAPEGRAD_RESUME_RUN};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -37,6 +40,7 @@ int run(const std::vector<std::string>& args) {
     posix_spawn_file_actions_t quiet;
     posix_spawn_file_actions_init(&quiet);
     posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);  // the epoch lines
+    if (!errors.empty()) posix_spawn_file_actions_addopen(&quiet, 2, errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int rc = posix_spawn(&pid, argv[0], &quiet, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&quiet);
     REQUIRE_MESSAGE(rc == 0, "cannot start " << argv[0] << ": " << std::strerror(rc));
@@ -63,7 +67,70 @@ std::string first_difference(const std::string& a_path, const std::string& b_pat
     return "";
 }
 
+std::string file_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 }  // namespace
+
+TEST_CASE("resume: a run resumed with other options, or longer, is refused before it trains") {
+    TempDir tmp("resume_options");
+    const std::string stopped = tmp / "stopped.npz", finished = tmp / "finished.npz", errors = tmp / "errors.txt";
+    REQUIRE(exited_ok(run({"--checkpoint", stopped, "--stop-after-epoch", "2"})));
+    REQUIRE(exited_ok(run({"--checkpoint", finished})));
+    const std::string before = file_text(stopped);
+
+    struct Case {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {{"--batch-size", "64"}, "batch_size = 32; this run has batch_size = 64"},
+        {{"--lr", "0.01"}, "lr = 0.003; this run has lr = 0.01"},
+        {{"--optimizer", "adam"}, "optimizer = adamw; this run has optimizer = adam"},
+        {{"--dropout", "0.5"}, "dropout = 0.2; this run has dropout = 0.5"},
+        {{"--seed", "7"}, "seed = 0; this run has seed = 7"},
+        {{"--epochs", "6"}, "epochs = 4; this run has epochs = 6"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.message);
+        std::vector<std::string> args = {"--checkpoint", stopped, "--resume", stopped};
+        args.insert(args.end(), c.args.begin(), c.args.end());
+        const int status = run(args, errors);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+        CHECK(file_text(errors).find("was written by a run with " + c.message) != std::string::npos);
+        CHECK((file_text(stopped) == before));  // refused before any step or save
+    }
+
+    // A finished run extended with more epochs: the schedule ended at lr 0,
+    // so "training on" would not change the model; refused, saying why.
+    const int status = run({"--checkpoint", finished, "--resume", finished, "--epochs", "5"}, errors);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+    CHECK(file_text(errors).find("epochs = 4; this run has epochs = 5") != std::string::npos);
+    CHECK(file_text(errors).find("learning-rate schedule") != std::string::npos);
+
+    // A checkpoint without the options (as saved before they were recorded)
+    // cannot be checked: refused with the reason.
+    auto arrays = tapegrad::data::load_npz(stopped);
+    std::size_t dropped = 0;
+    for (auto it = arrays.begin(); it != arrays.end();)
+        if (it->name.rfind("run/option/", 0) == 0) {
+            it = arrays.erase(it);
+            ++dropped;
+        } else {
+            ++it;
+        }
+    CHECK(dropped == 10);
+    const std::string old = tmp / "old.npz";
+    tapegrad::data::save_npz(old, arrays);
+    const int old_status = run({"--checkpoint", old, "--resume", old}, errors);
+    CHECK((WIFEXITED(old_status) && WEXITSTATUS(old_status) == 1));
+    CHECK(file_text(errors).find("does not record the run's option 'epochs'") != std::string::npos);
+
+    // The same options resume (the refusals above are about the changes).
+    CHECK(exited_ok(run({"--checkpoint", stopped, "--resume", stopped})));
+}
 
 TEST_CASE("resume: a run stopped after epoch 2 or killed mid-epoch continues bit for bit") {
     TempDir tmp("resume");

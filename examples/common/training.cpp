@@ -1,6 +1,8 @@
 #include "training.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -34,6 +36,35 @@ std::shared_ptr<nn::Sequential<float>> build_model(const Options& o, std::size_t
     return model;
 }
 
+// The shortest text that reads back as exactly `v` (0.003, not 0.0030000000000000001).
+std::string exact(double v) {
+    char text[32];
+    for (int digits = 15; digits <= 17; ++digits) {
+        std::snprintf(text, sizeof text, "%.*g", digits, v);
+        if (std::strtod(text, nullptr) == v) break;
+    }
+    return text;
+}
+
+// What defines the run: resuming with another value of any would not
+// continue it. Not the checkpoint paths, nor stop_after_epoch.
+std::vector<nn::RunOption> run_options(const Options& o, std::size_t rows) {
+    std::string hidden;
+    for (auto h : o.hidden) hidden += (hidden.empty() ? "" : ",") + std::to_string(h);
+    return {{"epochs", std::to_string(o.epochs),
+             "the learning-rate schedule anneals to 0 over the epochs the run started with; a longer run is a "
+             "new run"},
+            {"batch_size", std::to_string(o.batch_size), ""},
+            {"lr", exact(o.lr), ""},
+            {"weight_decay", exact(o.weight_decay), ""},
+            {"optimizer", o.optimizer, ""},
+            {"dropout", exact(o.dropout), ""},
+            {"seed", std::to_string(o.seed), ""},
+            {"hidden", hidden, ""},
+            {"activation", o.activation, ""},
+            {"rows", std::to_string(rows), "the training set"}};
+}
+
 std::string rank_prefix(int rank) { return "rank" + std::to_string(rank) + "/"; }
 
 // A double as its 8 bytes and back (exact, unlike text).
@@ -52,6 +83,7 @@ Run::Run(const Options& options, const data::Dataset& train, Generator& gen, con
       session_(session),
       rank_(session ? session->rank() : 0),
       ranks_(session ? session->size() : 1),
+      rows_(train.size()),
       model_(build_model(o_, train.dim(), train.classes, gen, rank_)),
       optimizer_(make_optimizer(o_, model_->parameters())),
       schedule_(std::make_unique<nn::CosineLR>(*optimizer_, o_.epochs)),
@@ -84,6 +116,7 @@ Run::Snapshot Run::snapshot() {
     s.epoch = epoch_;
     s.step = step_;
     s.world_size = std::size_t(ranks_);
+    s.options = run_options(o_, rows_);
     s.series = {{"train_loss", losses_}, {"validation_score", scores_}, {"epoch_progress", {epoch_loss_sum_, double(epoch_steps_)}}};
     // Placeholders for the other ranks' parts, filled by save() or load_run.
     for (int r = 1; r < ranks_; ++r) {
@@ -121,7 +154,7 @@ void Run::save() {
 void Run::resume() {
     auto snap = snapshot();
     auto& s = snap.state;
-    nn::load_run(o_.resume, s);  // refuses a file of another number of ranks
+    nn::load_run(o_.resume, s);  // refuses a file of another number of ranks or other options
     epoch_ = s.epoch;
     step_ = s.step;
     const std::string progress = rank_ > 0 ? rank_prefix(rank_) + "epoch_progress" : "epoch_progress";
@@ -139,18 +172,27 @@ void Run::resume() {
         const std::size_t first = std::size_t(rank_ - 1) * own.size();
         for (std::size_t i = 0; i < own.size(); ++i) *own[i].second = snap.others[first + i];
     }
+    // Ranks that read different files (a stale copy on one machine) would
+    // wait for each other's steps forever: refuse, naming the first that differs.
+    if (ranks_ > 1)
+        distributed::check_replicas(*model_, "after resuming from '" + o_.resume + "'",
+                                    {{"step", step_}, {"epoch", epoch_}});
 }
 
 void Run::train(const Hooks& hooks) {
-    if (!o_.resume.empty()) resume();
-    if (ranks_ == 1) return train_epochs(hooks);
+    if (ranks_ == 1) {
+        if (!o_.resume.empty()) resume();
+        return train_epochs(hooks);
+    }
     try {
+        doing_ = "while resuming";
+        if (!o_.resume.empty()) resume();
         train_epochs(hooks);
     } catch (const std::exception& e) {
         // The other ranks cannot go on without this one (they wait in its
-        // all-reduces): end the job here, naming this rank and the error,
-        // while the averager's buffers are still alive.
-        session_->abort(1, "error in step " + std::to_string(step_ + 1) + ": " + e.what());
+        // collectives): end the job here, naming this rank, where it was and
+        // the error, while the averager's buffers are still alive.
+        session_->abort(1, "error " + doing_ + ": " + e.what());
     }
 }
 
@@ -161,6 +203,7 @@ void Run::train_epochs(const Hooks& hooks) {
     while (epoch_ < last) {
         const std::size_t epoch = epoch_ + 1;
         while (batches_->next(x, y)) {
+            if (ranks_ > 1) doing_ = "in step " + std::to_string(step_ + 1);
             auto loss = nn::cross_entropy(model_->forward(x), y);
             optimizer_->zero_grad();
             if (averager_) averager_->set_weight(batches_->weight());
@@ -170,6 +213,7 @@ void Run::train_epochs(const Hooks& hooks) {
             epoch_loss_sum_ += loss.item() * batches_->weight();
             ++epoch_steps_;
             ++step_;
+            if (ranks_ > 1) doing_ = "after step " + std::to_string(step_);  // in the hook or the save
             if (hooks.on_step)
                 hooks.on_step(epoch, epoch_steps_, batches_->batches_per_epoch(),
                               epoch_loss_sum_ * ranks_ / epoch_steps_);  // this rank's rows
@@ -178,6 +222,7 @@ void Run::train_epochs(const Hooks& hooks) {
         // next() has drawn the next epoch's order already: the checkpoint
         // below holds it with the generator state after the draw.
         if (ranks_ > 1) {
+            doing_ = "at the end of epoch " + std::to_string(epoch);
             distributed::check_replicas(*model_, "after epoch " + std::to_string(epoch));
             epoch_loss_sum_ = session_->sum(epoch_loss_sum_);  // all ranks' rows
         }

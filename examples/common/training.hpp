@@ -70,9 +70,18 @@ public:
         const tapegrad::distributed::Session* session = nullptr);
 
     // Continues from options.resume if set, then trains up to
-    // options.epochs (or stop_after_epoch). On several ranks an error while
-    // training (on any rank) ends the whole job: Session::abort, naming the
-    // rank, the step and the error.
+    // options.epochs (or stop_after_epoch). Resuming refuses, before any
+    // training, a checkpoint written with other options that define the run
+    // (epochs, batch_size, lr, weight_decay, optimizer, dropout, seed,
+    // hidden, activation, the number of rows): a ValueError naming the
+    // option and both values. On several ranks the ranks then compare their
+    // step, epoch and parameters (ranks resuming from different copies are
+    // refused, naming the first rank that differs), and an error while
+    // resuming or training (on any rank) ends the whole job: Session::abort,
+    // naming the rank, where ("in step 7", "after step 7" for the hook or the
+    // save, "at the end of epoch 2", "while resuming") and the error. Every
+    // rank must call train() and reach the end of it, and of its Session: a
+    // rank that returns early leaves the others waiting in a collective.
     void train(const Hooks& hooks);
 
     tapegrad::nn::Sequential<float>& model() { return *model_; }
@@ -107,10 +116,12 @@ private:
     std::unique_ptr<tapegrad::nn::CosineLR> schedule_;
     std::unique_ptr<tapegrad::distributed::ShardedBatches> batches_;  // all of each batch on one rank
     std::unique_ptr<tapegrad::distributed::GradientAverager<float>> averager_;
+    std::size_t rows_;  // of the training set: a resumed run must have as many
     std::size_t epoch_ = 0, step_ = 0;
     double epoch_loss_sum_ = 0;  // of the epoch in progress, this rank's loss times its share of each batch
     std::size_t epoch_steps_ = 0;
     std::vector<double> losses_, scores_;
+    std::string doing_;  // on several ranks, where an error happened: "in step 7", "after step 7"...
 };
 
 // Gaussian blobs: one random centre per class in `dim` dimensions and `n`

@@ -29,6 +29,19 @@ double sum(double value);
 void broadcast_bytes(void* data, std::size_t bytes, int root);
 // Every rank's `local` (same length on all ranks), rank after rank.
 std::vector<std::uint64_t> all_gather(const std::vector<std::uint64_t>& local);
+// The first rank whose `local` differs from rank `root`'s, with both values
+// (rank -1 if none); every rank gets the same answer. Lists are compared by
+// length with it before all_gather, which needs equal lengths.
+struct Mismatch {
+    int rank = -1;
+    std::uint64_t theirs = 0, roots = 0;
+};
+inline Mismatch first_different(std::uint64_t local, int root = 0) {
+    const auto all = all_gather({local});
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (all[r] != all[std::size_t(root)]) return {int(r), all[r], all[std::size_t(root)]};
+    return {};
+}
 // Every rank's `local` bytes (any length) on `root`, rank after rank; empty elsewhere.
 std::vector<std::string> gather(const std::string& local, int root);
 

@@ -9,6 +9,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include <tapegrad/nn/shape_util.hpp>
+
 #include "comm.hpp"
 
 namespace tapegrad::distributed {
@@ -43,9 +45,56 @@ std::vector<std::string> Session::gather(const std::string& bytes, int root) con
     return comm::gather(bytes, root);
 }
 
+namespace {
+
+// Every rank's shapes agree with rank `root`'s, or ShapeError on every rank
+// naming the first rank and tensor that differ: a broadcast of unequal
+// buffers would copy part of them silently, or fail inside MPI.
+template <class T>
+void check_same_shapes(const std::vector<BasicTensor<T>>& tensors, int root) {
+    const std::string root_name = "rank " + std::to_string(root) + " (the root)";
+    if (auto m = comm::first_different(tensors.size(), root); m.rank >= 0)
+        throw ShapeError("broadcast: rank " + std::to_string(m.rank) + " passes " + std::to_string(m.theirs) +
+                         " tensors, " + root_name + " " + std::to_string(m.roots) +
+                         "; every rank must pass the same list");
+    std::vector<std::uint64_t> ndims;
+    for (const auto& t : tensors) ndims.push_back(t.shape().size());
+    const auto all_ndims = comm::all_gather(ndims);
+    const std::size_t n = tensors.size(), ranks = all_ndims.size() / std::max<std::size_t>(n, 1);
+    // Each tensor's dimensions, padded to the most any rank has for it, so
+    // that every rank sends as many values.
+    std::vector<std::size_t> width(n, 0);
+    for (std::size_t r = 0; r < ranks; ++r)
+        for (std::size_t i = 0; i < n; ++i) width[i] = std::max<std::size_t>(width[i], all_ndims[r * n + i]);
+    std::vector<std::uint64_t> dims;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& shape = tensors[i].shape();
+        for (std::size_t k = 0; k < width[i]; ++k) dims.push_back(k < shape.size() ? shape[k] : 0);
+    }
+    const auto all_dims = comm::all_gather(dims);
+    const std::size_t row = dims.size();
+    const auto shape_of = [&](std::size_t r, std::size_t i) {
+        std::size_t offset = r * row;
+        for (std::size_t j = 0; j < i; ++j) offset += width[j];
+        const auto begin = all_dims.begin() + std::ptrdiff_t(offset);
+        return std::vector<std::uint64_t>(begin, begin + std::ptrdiff_t(all_ndims[r * n + i]));
+    };
+    for (std::size_t r = 0; r < ranks; ++r)
+        for (std::size_t i = 0; i < n; ++i)
+            if (shape_of(r, i) != shape_of(std::size_t(root), i))
+                throw ShapeError("broadcast: tensor " + std::to_string(i) + " has shape " +
+                                 nn::shape_string(shape_of(r, i)) + " on rank " + std::to_string(r) + " but " +
+                                 nn::shape_string(shape_of(std::size_t(root), i)) + " on " + root_name);
+}
+
+}  // namespace
+
 template <class T>
 void broadcast(const std::vector<BasicTensor<T>>& tensors, int root) {
     if (comm::size() == 1) return;
+    if (root < 0 || root >= comm::size())
+        throw ValueError("broadcast: root " + std::to_string(root) + " is not a rank of " + std::to_string(comm::size()));
+    check_same_shapes(tensors, root);
     for (auto t : tensors) {
         t.modify([&](Array<T>& v) { comm::broadcast_bytes(v.data(), v.size() * sizeof(T), root); });
     }
@@ -89,18 +138,31 @@ std::uint64_t hash_values(const std::vector<BasicTensor<T>>& tensors) {
 }
 
 template <class T>
-void check_replicas(const nn::ModuleBase<T>& model, const std::string& context) {
+void check_replicas(const nn::ModuleBase<T>& model, const std::string& context,
+                    const std::vector<std::pair<std::string, std::uint64_t>>& counters) {
     const auto named = model.named_parameters();
+    const std::string who = "check_replicas (" + context + "): rank ";
+    // all_gather needs as many values from every rank.
+    if (auto m = comm::first_different(named.size()); m.rank >= 0)
+        throw ReplicaError(who + std::to_string(m.rank) + " has " + std::to_string(m.theirs) + " parameters, rank 0 " +
+                           std::to_string(m.roots) + " (a different model?)");
+    if (auto m = comm::first_different(counters.size()); m.rank >= 0)
+        throw ReplicaError(who + std::to_string(m.rank) + " compares " + std::to_string(m.theirs) +
+                           " counters, rank 0 " + std::to_string(m.roots));
     std::vector<std::uint64_t> local;
+    for (const auto& [name, value] : counters) local.push_back(value);
     for (const auto& [name, t] : named) local.push_back(hash_one(t, kFnvOffset));
     const auto all = comm::all_gather(local);
-    const std::size_t n = local.size();
+    const std::size_t n = local.size(), c = counters.size();
     for (std::size_t r = 1; r < all.size() / std::max<std::size_t>(n, 1); ++r) {
         for (std::size_t i = 0; i < n; ++i) {
             if (all[r * n + i] == all[i]) continue;
-            throw ReplicaError("check_replicas (" + context + "): rank " + std::to_string(r) +
-                               " differs from rank 0, first in parameter '" + named[i].first + "' (hash " +
-                               hex(all[r * n + i]) + " vs " + hex(all[i]) + ")");
+            const std::string theirs = std::to_string(all[r * n + i]), ours = std::to_string(all[i]);
+            if (i < c)
+                throw ReplicaError(who + std::to_string(r) + " differs from rank 0 in " + counters[i].first + " (" +
+                                   theirs + " vs " + ours + ")");
+            throw ReplicaError(who + std::to_string(r) + " differs from rank 0, first in parameter '" +
+                               named[i - c].first + "' (hash " + hex(all[r * n + i]) + " vs " + hex(all[i]) + ")");
         }
     }
 }
@@ -153,7 +215,9 @@ template void broadcast(const std::vector<BasicTensor<float>>&, int);
 template void broadcast(const std::vector<BasicTensor<double>>&, int);
 template std::uint64_t hash_values(const std::vector<BasicTensor<float>>&);
 template std::uint64_t hash_values(const std::vector<BasicTensor<double>>&);
-template void check_replicas(const nn::ModuleBase<float>&, const std::string&);
-template void check_replicas(const nn::ModuleBase<double>&, const std::string&);
+template void check_replicas(const nn::ModuleBase<float>&, const std::string&,
+                             const std::vector<std::pair<std::string, std::uint64_t>>&);
+template void check_replicas(const nn::ModuleBase<double>&, const std::string&,
+                             const std::vector<std::pair<std::string, std::uint64_t>>&);
 
 }  // namespace tapegrad::distributed

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <tapegrad/core/error.hpp>
@@ -51,7 +52,10 @@ bool mpi_available();
 // Session calls MPI) and stops it at scope exit. One per process, made before
 // any other call of this API. If the scope is left by an exception, the
 // destructor aborts the whole job instead of finalising, because the other
-// ranks would otherwise wait forever in their next collective.
+// ranks would otherwise wait forever in their next collective. Every rank
+// must make the same collective calls and reach the end of its Session: one
+// that returns normally while the others still train leaves them waiting
+// (nothing can tell it from a slow rank).
 class Session {
 public:
     Session(int& argc, char**& argv);
@@ -79,7 +83,9 @@ private:
 };
 
 // Copies rank `root`'s values into every rank's tensors, in place (modify():
-// versions bump). Shapes must agree; parameters and buffers alike.
+// versions bump); parameters and buffers alike. The shapes are compared
+// first: ShapeError on every rank naming the first rank and tensor whose
+// shape differs from the root's, and both shapes.
 template <class T>
 void broadcast(const std::vector<BasicTensor<T>>& tensors, int root = 0);
 
@@ -89,9 +95,12 @@ std::uint64_t hash_values(const std::vector<BasicTensor<T>>& tensors);
 
 // Compares a hash of every parameter across ranks; ReplicaError on every rank
 // if any rank differs from rank 0, naming that rank, the first parameter
-// that differs and `context` (e.g. "after epoch 3").
+// that differs and `context` (e.g. "after epoch 3"). `counters` (e.g.
+// {{"step", step}}) are compared first and named with both values. A rank
+// with another number of parameters is named with both counts.
 template <class T>
-void check_replicas(const nn::ModuleBase<T>& model, const std::string& context);
+void check_replicas(const nn::ModuleBase<T>& model, const std::string& context,
+                    const std::vector<std::pair<std::string, std::uint64_t>>& counters = {});
 
 // Every rank's share of the same global batches: all ranks draw the same
 // permutation (same generator state), each takes its slice of every global
@@ -132,7 +141,9 @@ private:
 // the average with the default weights 1/size. A parameter that got no
 // gradient on any rank keeps an undefined .grad (optimisers skip it); one
 // that got none on some ranks counts as zero there. A parameter must belong
-// to one averager only.
+// to one averager only. Every rank must pass the same list: the constructor
+// compares counts and sizes across ranks (ValueError naming the rank and
+// both values).
 template <class T>
 class GradientAverager {
 public:

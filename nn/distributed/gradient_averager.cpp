@@ -125,6 +125,20 @@ GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::s
     : s_(std::make_unique<State>()) {
     s_->weight = 1.0 / comm::size();
     s_->max_in_flight = 2 * bucket_bytes;
+    // Every rank must build the same buckets, or the all-reduces pair up
+    // buffers of different lengths (MPI_ERR_TRUNCATE) or different parameters.
+    if (auto m = comm::first_different(params.size()); m.rank >= 0)
+        throw ValueError("GradientAverager: rank " + std::to_string(m.rank) + " has " + std::to_string(m.theirs) +
+                         " parameters, rank 0 " + std::to_string(m.roots) + "; every rank must pass the same list");
+    std::vector<std::uint64_t> sizes;
+    for (const auto& p : params) sizes.push_back(p.defined() ? p.value().size() : 0);
+    const auto all = comm::all_gather(sizes);
+    for (std::size_t k = sizes.size(); k < all.size(); ++k)
+        if (all[k] != all[k % sizes.size()])
+            throw ValueError("GradientAverager: parameter " + std::to_string(k % sizes.size()) + " has " +
+                             std::to_string(all[k]) + " elements on rank " + std::to_string(k / sizes.size()) +
+                             " but " + std::to_string(all[k % sizes.size()]) +
+                             " on rank 0; every rank must pass the same list");
     // Reverse registration order: the order backward finishes the gradients
     // of a feed-forward model, so the first bucket fills first.
     std::size_t bytes = 0;

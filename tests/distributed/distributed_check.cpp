@@ -20,6 +20,17 @@
 //                started its all-reduce; main catches it as above.
 //   backward-skipped  the same, but the loop catches the error and goes on:
 //                the averager sees the unfinished pass and ends the job.
+//   mismatched   the ranks pass different lists: broadcast of tensors of
+//                other shapes, GradientAverager and check_replicas over
+//                other numbers of parameters are refused on every rank,
+//                naming rank 1 and both shapes or counts.
+//   stale DIR    rank 0 resumes from the checkpoint of epoch 1, rank 1 from
+//                that of epoch 2 (a stale copy): the job must end, naming
+//                the step that differs, not hang (run by dying_rank.sh).
+//   hook         rank 1's on_step hook throws after step 5: the job ends
+//                naming "after step 5" (run by dying_rank.sh).
+//   changed DIR  both ranks resume with another batch size: refused before
+//                any training, naming the option and both values.
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -185,12 +196,12 @@ int equivalence(distributed::Session& s) {
 // own masks from its own generators: 4 epochs of 8 steps, a checkpoint every
 // 3 steps and after every epoch. Returns the hash of the final parameters.
 std::uint64_t train_run(distributed::Session& s, const std::string& checkpoint, const std::string& from,
-                        std::size_t stop, std::size_t kill_at_step = 0) {
+                        std::size_t stop, std::size_t kill_at_step = 0, std::size_t batch_size = 64) {
     Generator data_gen(4);
     const auto d = training::synthetic_classification(512, 12, 3, data_gen);
     training::Options o;
     o.epochs = 4;
-    o.batch_size = 64;
+    o.batch_size = batch_size;
     o.hidden = {16};
     o.dropout = 0.3;
     o.checkpoint_every = 3;
@@ -252,6 +263,91 @@ int run_phase(distributed::Session& s, const std::string& dir, const std::string
     return 0;
 }
 
+// `what` throws an exception of type E on every rank whose message holds each of `parts`.
+template <class E, class F>
+std::string refused(distributed::Session& s, const std::string& what, F&& f, const std::vector<std::string>& parts) {
+    try {
+        f();
+    } catch (const E& e) {
+        const std::string m = e.what();
+        for (const auto& p : parts)
+            if (m.find(p) == std::string::npos) return what + ": the message does not name '" + p + "': " + m;
+        if (s.is_root()) std::printf("%s refused: %s\n", what.c_str(), m.c_str());
+        return "";
+    }
+    return what + " was not refused";
+}
+
+int mismatched(distributed::Session& s) {
+    if (s.size() != 2) return fail(s, "the mismatched check needs exactly 2 ranks");
+    const bool one = s.rank() == 1;
+    std::vector<Tensor> tensors = {Tensor::ones({2, 3}), Tensor::ones({one ? 5u : 3u})};
+    auto problem = refused<ShapeError>(s, "broadcast of unequal shapes", [&] { distributed::broadcast(tensors); },
+                                       {"tensor 1", "[5] on rank 1", "[3] on rank 0"});
+    std::vector<Tensor> params;
+    for (int i = 0; i < (one ? 3 : 2); ++i) params.push_back(Tensor::ones({4}).requires_grad_(true));
+    if (problem.empty())
+        problem = refused<ValueError>(s, "GradientAverager over unequal lists",
+                                      [&] { distributed::GradientAverager<float> averager(params); },
+                                      {"rank 1 has 3 parameters, rank 0 2"});
+    params.resize(2);
+    if (one) params[1] = Tensor::ones({6}).requires_grad_(true);
+    if (problem.empty())
+        problem = refused<ValueError>(s, "GradientAverager over unequal sizes",
+                                      [&] { distributed::GradientAverager<float> averager(params); },
+                                      {"parameter 1 has 6 elements on rank 1 but 4 on rank 0"});
+    nn::Sequential<float> model;
+    Generator gen(1);
+    model.emplace<nn::Linear<float>>(3, 3, true, gen);
+    if (one) model.emplace<nn::Linear<float>>(3, 3, true, gen);
+    if (problem.empty())
+        problem = refused<distributed::ReplicaError>(s, "check_replicas of unequal models",
+                                                     [&] { distributed::check_replicas(model, "here"); },
+                                                     {"rank 1 has 4 parameters, rank 0 2"});
+    // Equal lists still pass, so the checks above refuse the difference only.
+    if (problem.empty()) {
+        std::vector<Tensor> same = {Tensor::ones({2, 3})};
+        distributed::broadcast(same);
+        distributed::GradientAverager<float> averager({Tensor::ones({4}).requires_grad_(true)});
+    }
+    if (!problem.empty()) return fail(s, problem);
+    if (s.is_root()) std::printf("MISMATCHED OK\n");
+    return 0;
+}
+
+// Checkpoints of epochs 1 and 2 of the same run; rank 0 resumes from the
+// first, rank 1 from the second. Returns only if the job was not ended.
+int stale(distributed::Session& s, const std::string& dir) {
+    train_run(s, dir + "/epoch1.npz", "", 1);
+    train_run(s, dir + "/epoch2.npz", "", 2);
+    train_run(s, dir + "/resumed.npz", dir + (s.rank() == 0 ? "/epoch1.npz" : "/epoch2.npz"), 0);
+    return fail(s, "ranks resumed from different checkpoints and trained on");
+}
+
+// A run of global batches of 64 rows resumed with 32.
+int changed(distributed::Session& s, const std::string& dir) {
+    train_run(s, dir + "/batch64.npz", "", 1);
+    train_run(s, dir + "/batch32.npz", dir + "/batch64.npz", 0, 0, 32);
+    return fail(s, "a run resumed with another batch size trained on");
+}
+
+int hook_error(distributed::Session& s) {
+    Generator data_gen(4);
+    const auto d = training::synthetic_classification(512, 12, 3, data_gen);
+    training::Options o;
+    o.epochs = 1;
+    o.batch_size = 64;
+    o.hidden = {16};
+    Generator gen(21);
+    training::Run run(o, d, gen, &s);
+    training::Hooks hooks;
+    hooks.on_step = [&](std::size_t, std::size_t, std::size_t, double) {
+        if (s.rank() == 1 && run.steps_done() == 5) throw ValueError("a deliberate failure in the hook on rank 1");
+    };
+    run.train(hooks);
+    return fail(s, "the run went on after a hook failed");
+}
+
 // Trains until rank 1 fails at step 20; rank 0 would then wait in an
 // all-reduce. `how`: "kill" (SIGKILL before the step), "error" (an
 // exception before the step), "backward" (an exception inside backward,
@@ -306,11 +402,15 @@ int main(int argc, char** argv) {
         if (mode == "equivalence") return equivalence(session);
         if (mode == "resume" && argc > 2) return resume(session, argv[2]);
         if (mode == "run" && argc > 3) return run_phase(session, argv[2], argv[3]);
+        if (mode == "mismatched") return mismatched(session);
+        if (mode == "hook") return hook_error(session);
+        if (mode == "stale" && argc > 2) return stale(session, argv[2]);
+        if (mode == "changed" && argc > 2) return changed(session, argv[2]);
         if (mode == "kill" || mode == "error" || mode == "backward" || mode == "backward-skipped")
             return dying(session, mode);
     } catch (const Error& e) {
         session.abort(1, std::string("error: ") + e.what());  // as a training program would
     }
-    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped\n");
+    std::fprintf(stderr, "usage: distributed_check equivalence | resume DIR | run DIR whole|kill|resume | kill | error | backward | backward-skipped | mismatched | hook | stale DIR | changed DIR\n");
     return 2;
 }

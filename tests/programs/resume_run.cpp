@@ -5,7 +5,8 @@
 //
 //   tapegrad_resume_run [--epochs N] [--checkpoint PATH] [--checkpoint-every N]
 //                       [--resume PATH] [--stop-after-epoch N] [--kill-at-step N]
-//                       [--seed N] [--final PATH]
+//                       [--seed N] [--lr X] [--batch-size N] [--optimizer NAME]
+//                       [--dropout X] [--final PATH]
 //
 // --kill-at-step raises SIGKILL right after that optimiser step: no cleanup
 // and no flushing, as a killed job gets. --final saves the model and the
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
         else if (flag == "--stop-after-epoch") o.stop_after_epoch = number();
         else if (flag == "--kill-at-step") kill_at_step = number();
         else if (flag == "--seed") o.seed = number();
+        else if (flag == "--lr") o.lr = std::stod(value);
+        else if (flag == "--batch-size") o.batch_size = number();
+        else if (flag == "--optimizer") o.optimizer = value;
+        else if (flag == "--dropout") o.dropout = std::stod(value);
         else if (flag == "--final") final_path = value;
         else {
             std::fprintf(stderr, "tapegrad_resume_run: unknown option %s\n", flag.c_str());
