@@ -208,6 +208,7 @@ void require_inputs(const char* op, const std::vector<BasicTensor<T>>& xs) {
 // as [outer, Σ n_i, inner].
 template <class T>
 void join(ArrayList<T> xs, const std::vector<std::size_t>& widths, std::size_t outer, std::size_t inner, Array<T>& y) {
+    if (y.size() == 0) return;  // however large `outer` is
     const std::size_t total = std::accumulate(widths.begin(), widths.end(), std::size_t(0));
     std::size_t offset = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
