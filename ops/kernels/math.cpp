@@ -18,6 +18,18 @@ namespace tapegrad::kernels {
 
 namespace {
 
+// The last n - i (< one batch) elements through f, in a batch padded with 1
+// (finite for every function here).
+template <class B, class T, class F>
+void apply_tail(F& f, const T* p, T* o, std::size_t i, std::size_t n) {
+    if (i >= n) return;
+    alignas(64) T buf[B::size];
+    std::fill(buf, buf + B::size, T(1));
+    std::copy(p + i, p + n, buf);
+    f(B::load_aligned(buf)).store_aligned(buf);
+    std::copy(buf, buf + (n - i), o + i);
+}
+
 template <class T, class F>
 Array<T> apply_batches(const Array<T>& x, F f) {
     using B = xsimd::batch<T>;
@@ -28,13 +40,7 @@ Array<T> apply_batches(const Array<T>& x, F f) {
     T* o = y.data();
     std::size_t i = 0;
     for (; i + lanes <= n; i += lanes) f(B::load_unaligned(p + i)).store_unaligned(o + i);
-    if (i < n) {  // the tail through the same code, padded with 1 (finite for every fn)
-        alignas(64) T buf[lanes];
-        std::fill(buf, buf + lanes, T(1));
-        std::copy(p + i, p + n, buf);
-        f(B::load_aligned(buf)).store_aligned(buf);
-        std::copy(buf, buf + (n - i), o + i);
-    }
+    apply_tail<B>(f, p, o, i, n);  // the tail through the same code
     return y;
 }
 
@@ -96,13 +102,7 @@ Array<T> apply_guarded(const Array<T>& x, F f, G g) {
         else
             for (; i < end; i += lanes) g(B::load_unaligned(p + i)).store_unaligned(o + i);
     }
-    if (i < n) {  // the tail through the guarded code, padded with 1
-        alignas(64) T buf[lanes];
-        std::fill(buf, buf + lanes, T(1));
-        std::copy(p + i, p + n, buf);
-        g(B::load_aligned(buf)).store_aligned(buf);
-        std::copy(buf, buf + (n - i), o + i);
-    }
+    apply_tail<B>(g, p, o, i, n);  // the tail through the guarded code
     return y;
 }
 
