@@ -194,14 +194,29 @@ using tapegrad::ArrayList;
 template <class T>
 using ForwardFn = std::function<Array<T>(const Array<T>* const* inputs, std::size_t count)>;
 
+// The forward of an elementwise op on one block of n elements: out[i] from
+// in[k][i] (bit k of `contiguous` set) or in[k][0] (a value repeated). A
+// forward callable with such a `block` member (kernels::elementwise,
+// kernels::Unary) lets a captured program fuse the op with its neighbours.
+template <class T>
+using BlockFn = std::function<void(T* out, const T* const* in, unsigned contiguous, std::size_t n)>;
+
+template <class T, class F, class = void>
+struct has_block : std::false_type {};
+template <class T, class F>
+struct has_block<T, F, std::void_t<decltype(std::declval<const F&>().block(
+                           std::declval<T*>(), std::declval<const T* const*>(), 0u, std::size_t{}))>>
+    : std::true_type {};
+
 // What a running capture (core/compile/capture.cpp) is told by every op on
 // its thread. Null when none runs: eager mode pays one thread-local load.
 template <class T>
 class CaptureSink {
 public:
-    // op.forward(fn) made `out` from `inputs` (all of them, in order).
+    // op.forward(fn) made `out` from `inputs` (all of them, in order);
+    // `block` is set when the op is elementwise (see BlockFn).
     virtual void forward(const char* op, const std::vector<BasicTensor<T>>& inputs, const BasicTensor<T>& out,
-                         ForwardFn<T> fn) = 0;
+                         ForwardFn<T> fn, BlockFn<T> block) = 0;
     // op.output(value): a value computed inline, which cannot be replayed.
     virtual void inline_output(const char* op) = 0;
     // A backward reached a record_raw VJP (no tensor ops to record).
@@ -285,11 +300,18 @@ public:
     BasicTensor<T> forward(F&& fn) {
         const Array<T>* const* in = inputs_ > in_.size() ? in_many_.data() : in_.data();
         BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
-        if (auto* sink = sink_)
-            sink->forward(name_, kept_, out, [f = std::decay_t<F>(std::forward<F>(fn)), name = name_](
+        if (auto* sink = sink_) {
+            using Fn = std::decay_t<F>;
+            detail::BlockFn<T> block;
+            if constexpr (detail::has_block<T, Fn>::value)
+                block = [f = Fn(fn)](T* o, const T* const* i, unsigned contiguous, std::size_t n) {
+                    f.block(o, i, contiguous, n);
+                };
+            sink->forward(name_, kept_, out, [f = Fn(std::forward<F>(fn)), name = name_](
                                                  const Array<T>* const* args, std::size_t n) mutable {
                 return Array<T>(detail::call_forward<T>(f, args, n, name));
-            });
+            }, std::move(block));
+        }
         return out;
     }
 

@@ -23,6 +23,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -32,6 +33,7 @@ struct Options {
     std::uint64_t seed = 0;
     std::string out_dir = "out/coordinate_mlp";
     bool quick = false;
+    bool eager = false;  // build the graph every step instead of replaying a compiled step
     int size = 48;                  // image side, pixels
     std::size_t hidden = 64;        // two hidden layers of this width
     std::size_t frequencies = 32;   // columns of B: 64 features
@@ -103,15 +105,20 @@ Fit fit(const Tensor& x, const Tensor& target, const Options& o, Generator& gen)
                                                nn::Head::identity, gen);
     nn::Adam<float> opt(f.model->parameters(), 5e-3);
     nn::CosineLR schedule(opt, std::size_t(o.steps), 1e-4);
+    auto& model = *f.model;
+    auto train_step = program::backward_step<float>(  // returns the loss and the prediction
+        model.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            auto prediction = model(in.tensors[0]);
+            return std::vector<Tensor>{nn::mse_loss(prediction, in.tensors[1]), prediction};
+        },
+        o.eager);
     for (int step = 0; step < o.steps; ++step) {
-        auto prediction = (*f.model)(x);
+        const auto& outputs = train_step({{x, target}});
         if (step % 50 == 0) {
             f.curve_steps.push_back(step);
-            f.curve.push_back(psnr(prediction, target));
+            f.curve.push_back(psnr(outputs[1], target));
         }
-        auto loss = nn::mse_loss(prediction, target);
-        opt.zero_grad();
-        loss.backward();
         opt.step();
         schedule.step();
     }
@@ -139,6 +146,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--scale", o.scale, "Standard deviation of the frequencies")->capture_default_str();
     app.add_option("--steps", o.steps, "Adam steps")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 32x32 image, 600 steps");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {

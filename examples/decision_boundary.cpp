@@ -22,6 +22,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -31,6 +32,7 @@ struct Options {
     std::uint64_t seed = 0;
     std::string out_dir = "out/decision_boundary";
     bool quick = false;
+    bool eager = false;        // build the graph every step instead of replaying a compiled step
     int steps = 5000;          // full-batch Adam steps per run
     double lr = 0.01;
     std::size_t points = 100;  // per class
@@ -111,10 +113,14 @@ Run train(const Points& data, int depth, std::size_t width, std::uint64_t seed, 
     nn::MLP<float> model(sizes, "tanh", nn::Head::identity, gen);
     nn::Adam<float> opt(model.parameters(), o.lr);
     const Tensor x = data.x(), y = data.y();
-    for (int step = 0; step < o.steps; ++step) {
-        auto loss = nn::binary_cross_entropy_with_logits(model(x), y);
-        opt.zero_grad();
-        loss.backward();
+    auto step = program::backward_step<float>(
+        model.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            return std::vector<Tensor>{nn::binary_cross_entropy_with_logits(model(in.tensors[0]), in.tensors[1])};
+        },
+        o.eager);
+    for (int i = 0; i < o.steps; ++i) {
+        step({{x, y}});
         opt.step();
     }
     NoGradGuard no_grad;
@@ -152,6 +158,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
     app.add_option("--points", o.points, "Points per class")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: only the claim (spirals, width 8)");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
 

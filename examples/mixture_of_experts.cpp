@@ -24,6 +24,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -33,6 +34,7 @@ struct Options {
     std::uint64_t seed = 0;
     std::string out_dir = "out/mixture_of_experts";
     bool quick = false;
+    bool eager = false;  // build the graph every step instead of replaying a compiled step
     std::size_t experts = 4;
     std::size_t hidden = 8;       // hidden units of each expert (and of the single-MLP baseline)
     std::size_t points = 400;     // per cluster, training (the test set has as many)
@@ -156,11 +158,17 @@ private:
 // Full-batch Adam on cross-entropy (plus the balancing loss for the mixture).
 void train(nn::Module& model, const Data& d, const Options& o, MixtureOfExperts* moe = nullptr) {
     nn::Adam<float> opt(model.parameters(), 0.01);
-    for (int step = 0; step < o.steps; ++step) {
-        auto loss = nn::cross_entropy(model(d.x), d.labels);
-        if (moe) loss = loss + moe->balance_loss() * float(o.balance);
-        opt.zero_grad();
-        loss.backward();
+    // The mixture stays eager: its top-2 routing picks experts by the router's values, a choice a captured program would freeze.
+    auto step = program::backward_step<float>(
+        model.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            auto loss = nn::cross_entropy(model(in.tensors[0]), in.indices[0]);
+            if (moe) loss = loss + moe->balance_loss() * float(o.balance);
+            return std::vector<Tensor>{loss};
+        },
+        o.eager || moe != nullptr);
+    for (int i = 0; i < o.steps; ++i) {
+        step({{d.x}, {d.labels}});
         opt.step();
     }
 }
@@ -214,6 +222,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--steps", o.steps, "Adam steps")->capture_default_str();
     app.add_option("--balance", o.balance, "Weight of the load-balancing loss (0: none)")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 200 points per cluster, 1500 steps");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {

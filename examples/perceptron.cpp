@@ -26,6 +26,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -39,6 +40,7 @@ struct Options {
     std::string out_dir = "out/perceptron";
     std::string data_dir = data::fashion_mnist_dir();
     bool quick = false;
+    bool eager = false;  // build the graph every step instead of replaying a compiled step
     std::size_t epochs = 10;     // perceptron epochs (at most)
     std::size_t lr_epochs = 5;   // logistic regression epochs
     int binary_a = 7, binary_b = 9;  // Sneaker vs Ankle boot
@@ -188,17 +190,19 @@ int run(const Options& o) {
     data::BatchIterator batches(train, 100, gen);
     std::vector<double> lr_acc_curve;
     std::printf("\nlogistic regression (softmax, cross-entropy, SGD momentum 0.9, lr 0.1 cosine-annealed, batch 100)\n");
+    auto train_step = program::backward_step<float>(
+        logistic.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            return std::vector<Tensor>{nn::cross_entropy(logistic(in.tensors[0]), in.indices[0])};
+        },
+        o.eager);
+    compile::StepInputs<float> batch{{Tensor()}, {Index()}};
     for (std::size_t e = 1; e <= o.lr_epochs; ++e) {
-        Tensor x;
-        Index y;
         double loss_sum = 0;
         std::size_t steps = 0;
-        while (batches.next(x, y)) {
-            auto loss = nn::cross_entropy(logistic(x), y);
-            opt.zero_grad();
-            loss.backward();
+        while (batches.next(batch.tensors[0], batch.indices[0])) {
+            loss_sum += train_step(batch).front().item();
             opt.step();
-            loss_sum += loss.item();
             ++steps;
         }
         schedule.step();
@@ -280,6 +284,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--class-b", o.binary_b, "Binary perceptron: class labelled 1")->check(CLI::Range(0, 9))
         ->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 4000 training and 2000 test images");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     set_num_threads(1);  // the perceptron loop is single-threaded; the matmuls are small

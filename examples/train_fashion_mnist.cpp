@@ -9,7 +9,8 @@
 // confusion matrix as PNG images. After every epoch (and every
 // --checkpoint-every N steps) it rewrites the run checkpoint
 // <out-dir>/checkpoint.npz; --resume <that file> continues a stopped or
-// killed run with the same options, bit for bit.
+// killed run with the same options, bit for bit. Each training step replays
+// a compiled program (docs/compile.md); --eager builds the graph every step.
 //
 //   mpirun -np 2 build/examples/train_fashion_mnist   # data-parallel over 2 processes
 //
@@ -126,6 +127,7 @@ int train_job(int argc, char** argv, const distributed::Session& session) {
     app.add_option("--resume", o.resume,
                    "Continue the run saved in this checkpoint (e.g. out/fashion_mnist/checkpoint.npz) "
                    "with the same options");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     app.add_option("--checkpoint-every", o.checkpoint_every,
                    "Also write the run checkpoint every N steps (it is written after every epoch)")
         ->capture_default_str();
@@ -156,6 +158,8 @@ int train_job(int argc, char** argv, const distributed::Session& session) {
                     o.batch_size, o.batch_size / std::size_t(session.size()));
     auto& model = run.model();
     std::cout << model << "\n";
+    std::printf("training steps: %s\n", o.eager ? "eager (the graph is built every step)"
+                                                : "compiled (captured once per batch size, then replayed; --eager to build the graph every step)");
     auto epoch_start = Clock::now(), last_draw = epoch_start;
     training::Hooks hooks;
     hooks.on_step = [&](std::size_t epoch, std::size_t step, std::size_t steps, double loss) {

@@ -25,6 +25,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -34,6 +35,7 @@ struct Options {
     std::uint64_t seed = 0;
     std::string out_dir = "out/transformer_ffn";
     bool quick = false;
+    bool eager = false;  // build the graph every step instead of replaying a compiled step
     std::size_t d = 32;         // model width (the token vectors)
     std::size_t keys = 512;     // associations to store
     std::size_t classes = 16;   // possible values
@@ -67,15 +69,19 @@ Result store(const Options& o, std::size_t hidden, const Tensor& keys, const Ind
     FeedForwardBlock block(o.d, hidden, gen);
     nn::Adam<float> opt(block.parameters(), 3e-3);
     Result r{};
+    auto train_step = program::backward_step<float>(  // returns the loss and the logits
+        block.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            auto logits = matmul(block(in.tensors[0]), unembed);
+            return std::vector<Tensor>{nn::cross_entropy(logits, in.indices[0]), logits};
+        },
+        o.eager);
     for (int step = 0; step < o.steps; ++step) {
-        auto logits = matmul(block(keys), unembed);
+        const auto& outputs = train_step({{keys}, {targets}});
         if (step % 50 == 0) {
             r.curve_steps.push_back(step);
-            r.curve.push_back(nn::accuracy(logits, targets));
+            r.curve.push_back(nn::accuracy(outputs[1], targets));
         }
-        auto loss = nn::cross_entropy(logits, targets);
-        opt.zero_grad();
-        loss.backward();
         opt.step();
     }
     NoGradGuard no_grad;
@@ -96,6 +102,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--widths", o.widths, "Hidden widths to try")->capture_default_str();
     app.add_option("--steps", o.steps, "Adam steps per width")->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: 256 keys, widths 4, 16, 64");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {

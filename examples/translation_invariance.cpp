@@ -25,6 +25,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -47,12 +48,16 @@ std::pair<Tensor, Tensor> all_shifts() {
     return {Tensor::from_data(x.data(), {2 * kPixels, kPixels}), Tensor::from_data(y.data(), {2 * kPixels, 1})};
 }
 
-// Full-batch training on the binary cross-entropy of one logit.
-void train(nn::Module& model, nn::Optimizer<float>& opt, const Tensor& x, const Tensor& y, int steps) {
-    for (int step = 0; step < steps; ++step) {
-        auto loss = nn::binary_cross_entropy_with_logits(model(x), y);
-        opt.zero_grad();
-        loss.backward();
+// Full-batch training on the binary cross-entropy of one logit, compiled unless `eager`.
+void train(nn::Module& model, nn::Optimizer<float>& opt, const Tensor& x, const Tensor& y, int steps, bool eager) {
+    auto step = program::backward_step<float>(
+        model.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            return std::vector<Tensor>{nn::binary_cross_entropy_with_logits(model(in.tensors[0]), in.tensors[1])};
+        },
+        eager);
+    for (int i = 0; i < steps; ++i) {
+        step({{x, y}});
         opt.step();
     }
 }
@@ -76,11 +81,12 @@ double spread(const std::vector<double>& v) {  // max - min
 int program_main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = "out/translation_invariance";
-    bool quick = false;
+    bool quick = false, eager = false;
     CLI::App app{"Translation invariance: a linear unit cannot tell two shifted patterns apart, an MLP can"};
     app.add_option("--seed", seed, "Random seed (initialisation)")->capture_default_str();
     app.add_option("--out-dir", out_dir, "Where the pictures go")->capture_default_str();
     app.add_flag("--quick", quick, "Smoke test: fewer training steps");
+    app.add_flag("--eager", eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(out_dir);  // refused now, not after the work
 
@@ -96,7 +102,7 @@ int program_main(int argc, char** argv) {
     nn::Linear<float> linear(kPixels, 1, true, gen);
     const auto w_start = values(linear.weight);
     nn::SGD<float> linear_opt(linear.parameters(), 0.5);
-    train(linear, linear_opt, x, y, steps);
+    train(linear, linear_opt, x, y, steps, eager);
     const auto w_end = values(linear.weight);
     const auto linear_logits = values(linear(x));
     const double linear_sign_acc = nn::accuracy(linear(x), labels);
@@ -116,7 +122,7 @@ int program_main(int argc, char** argv) {
     // The MLP: 16 -> 20 tanh units -> 1.
     nn::MLP<float> mlp({kPixels, 20, 1}, "tanh", nn::Head::identity, gen);
     nn::Adam<float> mlp_opt(mlp.parameters(), 0.01);
-    train(mlp, mlp_opt, x, y, steps / 2);
+    train(mlp, mlp_opt, x, y, steps / 2, eager);
     const auto mlp_logits = values(mlp(x));
     const double mlp_acc = nn::accuracy(mlp(x), labels);
     std::printf("MLP 16-20-1 (tanh), %d Adam steps: accuracy %.1f%%\n\n", steps / 2, 100 * mlp_acc);

@@ -22,6 +22,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -31,6 +32,7 @@ struct Options {
     std::uint64_t seed = 0;
     std::string out_dir = "out/universal_approximation";
     bool quick = false;
+    bool eager = false;  // build the graph every step instead of replaying a compiled step
     int steps = 4000;  // full-batch Adam steps per fit
     int max_units = 64;
     int restarts = 2;  // fits per N from different initialisations; the best is kept
@@ -77,7 +79,8 @@ struct OneHiddenLayer {
 // Fits N units to the target on `x_train`; returns the mean squared error
 // on the dense `x_test` grid and the fitted curve there.
 std::pair<double, std::vector<double>> fit(const Target& target, std::size_t units, std::uint64_t seed, int steps,
-                                           const std::vector<double>& x_train, const std::vector<double>& x_test) {
+                                           const std::vector<double>& x_train, const std::vector<double>& x_test,
+                                           bool eager) {
     Generator gen(seed);
     OneHiddenLayer model(units, gen);
     nn::Adam<float> opt(model.net.parameters(), 0.05);
@@ -86,10 +89,14 @@ std::pair<double, std::vector<double>> fit(const Target& target, std::size_t uni
     for (double v : x_train) y_train.push_back(target.f(v));
     for (double v : x_test) y_test.push_back(target.f(v));
     const Tensor x = column(x_train), y = column(y_train);
-    for (int step = 0; step < steps; ++step) {
-        auto loss = nn::mse_loss(model.net(x), y);
-        opt.zero_grad();
-        loss.backward();
+    auto step = program::backward_step<float>(
+        model.net.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            return std::vector<Tensor>{nn::mse_loss(model.net(in.tensors[0]), in.tensors[1])};
+        },
+        eager);
+    for (int i = 0; i < steps; ++i) {
+        step({{x, y}});
         opt.step();
         schedule.step();
     }
@@ -140,6 +147,7 @@ int program_main(int argc, char** argv) {
     app.add_option("--restarts", o.restarts, "Fits per N (the best is kept)")->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_flag("--quick", o.quick, "Smoke test: N up to 32, 2000 steps");
+    app.add_flag("--eager", o.eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(o.out_dir);  // refused now, not after the work
     if (o.quick) {
@@ -171,7 +179,7 @@ int program_main(int argc, char** argv) {
             // about what N units can do, so keep the best of a few starts.
             std::pair<double, std::vector<double>> best{1e30, {}};
             for (int r = 0; r < o.restarts; ++r) {
-                auto result = fit(targets[t], n, o.seed * 1000 + n * 10 + r, o.steps, x_train, x_test);
+                auto result = fit(targets[t], n, o.seed * 1000 + n * 10 + r, o.steps, x_train, x_test, o.eager);
                 if (result.first < best.first) best = result;
             }
             errors[t].push_back(best.first);

@@ -25,6 +25,7 @@
 
 #include "common/plot.hpp"
 #include "common/program.hpp"
+#include "common/training_step.hpp"
 
 using namespace tapegrad;
 
@@ -38,17 +39,20 @@ Tensor psi(const Tensor& x) {
     return concat<float>({x1, x2, x1 * x2}, 1);
 }
 
-// Full-batch gradient descent on the binary cross-entropy of the logits.
-// Returns the loss after every step.
+// Full-batch gradient descent on the binary cross-entropy of the logits,
+// compiled unless `eager`. Returns the loss after every step.
 std::vector<double> train(nn::Module& model, const Tensor& x, const Tensor& y, nn::Optimizer<float>& opt,
-                          int steps) {
+                          int steps, bool eager) {
+    auto step = program::backward_step<float>(
+        model.parameters(),
+        [&](const compile::StepInputs<float>& in) {
+            return std::vector<Tensor>{nn::binary_cross_entropy_with_logits(model(in.tensors[0]), in.tensors[1])};
+        },
+        eager);
     std::vector<double> losses;
-    for (int step = 0; step < steps; ++step) {
-        auto loss = nn::binary_cross_entropy_with_logits(model(x), y);
-        opt.zero_grad();
-        loss.backward();
+    for (int i = 0; i < steps; ++i) {
+        losses.push_back(step({{x, y}}).front().item());
         opt.step();
-        losses.push_back(loss.item());
     }
     return losses;
 }
@@ -100,7 +104,7 @@ void fill_probabilities(plot::DecisionRegions& r, nn::Module& model, const Featu
 }
 
 // Runs (a)-(e); true when every claim holds.
-bool run(std::uint64_t seed, const std::string& out_dir) {
+bool run(std::uint64_t seed, const std::string& out_dir, bool eager) {
     Generator gen(seed);
     const Tensor x({{0, 0}, {0, 1}, {1, 0}, {1, 1}});
     const Tensor y = column({0, 1, 1, 0});
@@ -144,7 +148,7 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
             }
     nn::Linear<float> linear(2, 1, true, gen);
     nn::SGD<float> linear_opt(linear.parameters(), 0.5);
-    auto linear_loss = train(linear, x, y, linear_opt, 2000);
+    auto linear_loss = train(linear, x, y, linear_opt, 2000, eager);
     auto linear_logits = linear(x).detach();
     double linear_acc = nn::accuracy(linear_logits, labels);
     std::printf("\n(b) linear classifier, 2000 steps of gradient descent: accuracy %.0f%%, loss %.4f\n"
@@ -158,7 +162,7 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
     // (c) The same classifier on psi(x): x1*x2 lifts (1,1) out of the plane.
     nn::Linear<float> lifted(3, 1, true, gen);
     nn::SGD<float> lifted_opt(lifted.parameters(), 0.5);
-    auto lifted_loss = train(lifted, psi(x), y, lifted_opt, 2000);
+    auto lifted_loss = train(lifted, psi(x), y, lifted_opt, 2000, eager);
     double lifted_acc = nn::accuracy(lifted(psi(x)), labels);
     const auto& w = lifted.weight.value();
     std::printf("\n(c) linear classifier on psi(x) = [x1, x2, x1*x2]: accuracy %.0f%%, loss %.4f\n"
@@ -169,7 +173,7 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
     // (d) An MLP: 4 tanh hidden units learn their own features.
     nn::MLP<float> mlp({2, 4, 1}, "tanh", nn::Head::identity, gen);
     nn::Adam<float> mlp_opt(mlp.parameters(), 0.05);
-    auto mlp_loss = train(mlp, x, y, mlp_opt, 500);
+    auto mlp_loss = train(mlp, x, y, mlp_opt, 500, eager);
     double mlp_acc = nn::accuracy(mlp(x), labels);
     std::printf("\n(d) MLP 2-4-1 (tanh), 500 Adam steps: accuracy %.0f%%, loss %.4f\n", 100 * mlp_acc,
                 mlp_loss.back());
@@ -249,15 +253,16 @@ bool run(std::uint64_t seed, const std::string& out_dir) {
 int program_main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = "out/xor";
-    bool quick = false;
+    bool quick = false, eager = false;
     CLI::App app{"XOR: threshold units, linear classifiers, feature maps and an MLP"};
     app.add_option("--seed", seed, "Random seed (same seed, same run)")->capture_default_str();
     app.add_option("--out-dir", out_dir, "Where the pictures go")->capture_default_str();
     app.add_flag("--quick", quick, "Smoke test (this example is already quick: the same run)");
+    app.add_flag("--eager", eager, program::kEagerHelp);
     CLI11_PARSE(app, argc, argv);
     program::prepare_out_dir(out_dir);  // refused now, not after the work
     set_num_threads(1);  // small matrices: one BLAS thread is fastest, and smoke tests run side by side
-    return run(seed, out_dir) ? 0 : 1;
+    return run(seed, out_dir, eager) ? 0 : 1;
 }
 
 }  // namespace

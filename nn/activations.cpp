@@ -134,8 +134,9 @@ BasicTensor<T> RReLU<T>::forward(const BasicTensor<T>& x) {
     // drawn by an op of no inputs: a captured program draws new ones from
     // this generator on every replay.
     if (!this->is_training()) return prelu(x, constant<T>((lower_ + upper_) / T(2)));
-    auto slopes = detail::no_grad_op<T>("rrelu_slopes", {}, [gen = &gen_, lo = lower_, hi = upper_,
+    auto slopes = detail::no_grad_op<T>("rrelu_slopes", {}, [this, gen = &gen_, lo = lower_, hi = upper_,
                                                              shape = x.shape_vector()]() {
+        if (!this->is_training()) detail::replayed_in_eval_mode("RReLU");
         Array<T> s = Array<T>::from_shape(shape);
         std::uniform_real_distribution<T> dist(lo, hi);
         auto& engine = gen->engine();

@@ -23,7 +23,8 @@ BasicTensor<T> Dropout<T>::forward(const BasicTensor<T>& x) {
     // The mask is a constant of this pass: keep (u >= p) scaled by 1/(1-p),
     // u uniform in [0, 1). It is drawn by an op of no inputs, so a captured
     // program draws a new mask from this generator on every replay.
-    auto mask = detail::no_grad_op<T>("dropout_mask", {}, [gen = &gen_, p = p_, shape = x.shape_vector()]() {
+    auto mask = detail::no_grad_op<T>("dropout_mask", {}, [this, gen = &gen_, p = p_, shape = x.shape_vector()]() {
+        if (!this->is_training()) detail::replayed_in_eval_mode("Dropout");
         Array<T> m = Array<T>::from_shape(shape);
         std::uniform_real_distribution<T> dist(T(0), T(1));
         auto& engine = gen->engine();

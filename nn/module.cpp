@@ -156,3 +156,12 @@ template std::ostream& operator<<(std::ostream&, const ModuleBase<float>&);
 template std::ostream& operator<<(std::ostream&, const ModuleBase<double>&);
 
 }  // namespace tapegrad::nn
+
+namespace tapegrad::detail {
+void replayed_in_eval_mode(const char* module) {
+    throw GraphError(std::string("compiled step: ") + module +
+                     " was captured in training mode and is in evaluation mode now; a program replays the mode "
+                     "it was captured in: capture another program after eval() (for evaluation, running the "
+                     "forward eagerly is enough)");
+}
+}  // namespace tapegrad::detail

@@ -141,3 +141,9 @@ extern template class ModuleBase<float>;
 extern template class ModuleBase<double>;
 
 }  // namespace tapegrad::nn
+
+namespace tapegrad::detail {
+// GraphError: a compiled step replays the training-mode forward of `module`
+// (its random draw) while the module is in evaluation mode now.
+[[noreturn]] void replayed_in_eval_mode(const char* module);
+}  // namespace tapegrad::detail

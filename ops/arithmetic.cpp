@@ -26,7 +26,7 @@ template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("add", a.shape(), b.shape());
     Op<T> op("add", {a, b});
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x + y; }, u, v); });
+    auto y = op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x + y; }));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g, g}; });
 }
 
@@ -34,7 +34,7 @@ template <class T>
 BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("sub", a.shape(), b.shape());
     Op<T> op("sub", {a, b});
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x - y; }, u, v); });
+    auto y = op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x - y; }));
     return op.record(y, [](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g, c.needs(1) ? neg(g) : BasicTensor<T>()};
     });
@@ -44,7 +44,7 @@ template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("mul", a.shape(), b.shape());
     Op<T> op("mul", {a, b});
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x * y; }, u, v); });
+    auto y = op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x * y; }));
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{c.needs(0) ? g * c.unpack(sb) : BasicTensor<T>(),
                         c.needs(1) ? g * c.unpack(sa) : BasicTensor<T>()};
@@ -55,7 +55,7 @@ template <class T>
 BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
     detail::check_broadcast("div", a.shape(), b.shape());
     Op<T> op("div", {a, b});
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return map<T>([](T x, T y) { return x / y; }, u, v); });
+    auto y = op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x / y; }));
     return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& b = c.unpack(sb);
         BasicTensor<T> ga = g / b;  // d(a/b)/da = 1/b
@@ -67,58 +67,50 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b) {
 template <class T>
 BasicTensor<T> neg(const BasicTensor<T>& a) {
     Op<T> op("neg", {a});
-    auto y = op.forward([](const Array<T>& u) { return map<T>([](T x) { return -x; }, u); });
+    auto y = op.forward(kernels::elementwise<T, 1>([](T x) { return -x; }));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("add_scalar", {a});
-    auto y = op.forward([b = T(b)](const Array<T>& u) { return map<T>([b](T x) { return x + b; }, u); });
+    auto y = op.forward(kernels::elementwise<T, 1>([b = T(b)](T x) { return x + b; }));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });
 }
 
 template <class T>
 BasicTensor<T> mul(const BasicTensor<T>& a, Scalar<T> b) {
     Op<T> op("mul_scalar", {a});
-    auto y = op.forward([b = T(b)](const Array<T>& u) { return map<T>([b](T x) { return x * b; }, u); });
+    auto y = op.forward(kernels::elementwise<T, 1>([b = T(b)](T x) { return x * b; }));
     return op.record(y, [b](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g * b}; });
 }
 
 template <class T>
 BasicTensor<T> rsub(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rsub_scalar", {b});
-    auto y = op.forward([a = T(a)](const Array<T>& u) { return map<T>([a](T x) { return a - x; }, u); });
+    auto y = op.forward(kernels::elementwise<T, 1>([a = T(a)](T x) { return a - x; }));
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{neg(g)}; });
 }
 
 template <class T>
 BasicTensor<T> rdiv(Scalar<T> a, const BasicTensor<T>& b) {
     Op<T> op("rdiv_scalar", {b});
-    auto y = op.forward([a = T(a)](const Array<T>& u) { return map<T>([a](T x) { return a / x; }, u); });
+    auto y = op.forward(kernels::elementwise<T, 1>([a = T(a)](T x) { return a / x; }));
     // d(a/b)/db = -a/b^2 = -y/b
     return op.record(y, [sy = op.save_output(y), sb = op.save(b)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{neg(g * c.unpack(sy) / c.unpack(sb))};
     });
 }
 
-namespace {
-// x^p elementwise with std::pow. xsimd's vectorised pow with a scalar
-// exponent is wrong at special values (0^0 = 0, 0^-1 = 0, inf^0 = NaN), so
-// pow(x, 0) at x = 0 was 0 (found by the graph fuzzer).
-template <class T>
-Array<T> pow_elements(const Array<T>& x, T p) {
-    if (p == T(2)) return x * x;
-    Array<T> y = Array<T>::from_shape(x.shape());
-    std::transform(x.data(), x.data() + x.size(), y.data(), [p](T v) { return std::pow(v, p); });
-    return y;
-}
-}  // namespace
-
 template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, Scalar<T> p) {
     Op<T> op("pow_scalar", {x});
-    auto y = op.forward([p = T(p)](const Array<T>& u) { return pow_elements<T>(u, p); });
+    // std::pow per element: xsimd's vectorised pow with a scalar exponent is
+    // wrong at special values (0^0 = 0, 0^-1 = 0, inf^0 = NaN), so pow(x, 0)
+    // at x = 0 was 0 (found by the graph fuzzer).
+    const T e = p;
+    auto y = e == T(2) ? op.forward(kernels::elementwise<T, 1>([](T v) { return v * v; }))
+                       : op.forward(kernels::elementwise<T, 1>([e](T v) { return std::pow(v, e); }));
     return op.record(y, [sx = op.save(x), p](VjpContext<T>& c, const BasicTensor<T>& g) {
         if (p == Scalar<T>(0)) return Grads<T>{g * Scalar<T>(0)};
         if (p == Scalar<T>(1)) return Grads<T>{g};
@@ -134,9 +126,7 @@ BasicTensor<T> pow(const BasicTensor<T>& x, const BasicTensor<T>& p) {
     // xsimd's pow is wrong at 0^0, inf^0, NaN^0 and 0^-1, and converts NaN
     // and huge intermediates to integers (undefined behaviour; found by the
     // API fuzzer under clang's UBSan).
-    auto y = op.forward([](const Array<T>& u, const Array<T>& v) {
-        return Array<T>(map<T>([](T a, T b) { return std::pow(a, b); }, u, v));
-    });
+    auto y = op.forward(kernels::elementwise<T, 2>([](T a, T b) { return std::pow(a, b); }));
     return op.record(y, [sx = op.save(x), sp = op.save(p), sy = op.save_output(y)](VjpContext<T>& c,
                                                                                  const BasicTensor<T>& g) {
         const auto& x = c.unpack(sx);
@@ -164,10 +154,8 @@ template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, bool greater) {
     detail::check_broadcast(name, a.shape(), b.shape());
     Op<T> op(name, {a, b});
-    auto y = op.forward([greater](const Array<T>& u, const Array<T>& v) {
-        return greater ? map<T>([](T x, T y) { return x > y ? x : y; }, u, v)
-                       : map<T>([](T x, T y) { return x < y ? x : y; }, u, v);
-    });
+    auto y = greater ? op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x > y ? x : y; }))
+                     : op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x < y ? x : y; }));
     return op.record(y, [sa = op.save(a), sb = op.save(b), greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto &va = c.unpack(sa).value(), &vb = c.unpack(sb).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
@@ -179,9 +167,8 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
             };
             return Grads<T>{c.needs(0) ? part(true) : BasicTensor<T>(), c.needs(1) ? part(false) : BasicTensor<T>()};
         }
-        auto mask = no_grad_op<T>("extremum_mask", {c.unpack(sa), c.unpack(sb)}, [greater](const Array<T>& x, const Array<T>& y) {
-            return map<T>([greater](T u, T v) { return win(u, v, greater); }, x, y);
-        });
+        auto mask = no_grad_op<T>("extremum_mask", {c.unpack(sa), c.unpack(sb)},
+                                kernels::elementwise<T, 2>([greater](T u, T v) { return win(u, v, greater); }));
         return Grads<T>{c.needs(0) ? g * mask : BasicTensor<T>(), c.needs(1) ? g * (Scalar<T>(1) - mask) : BasicTensor<T>()};
     });
 }
@@ -189,16 +176,14 @@ BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, const BasicTe
 template <class T>
 BasicTensor<T> extremum(const char* name, const BasicTensor<T>& a, T b, bool greater) {
     Op<T> op(name, {a});
-    auto y = op.forward([b, greater](const Array<T>& u) {
-        return greater ? map<T>([b](T x) { return x > b ? x : b; }, u) : map<T>([b](T x) { return x < b ? x : b; }, u);
-    });
+    auto y = greater ? op.forward(kernels::elementwise<T, 1>([b](T x) { return x > b ? x : b; }))
+                     : op.forward(kernels::elementwise<T, 1>([b](T x) { return x < b ? x : b; }));
     return op.record(y, [sa = op.save(a), b, greater](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& v = c.unpack(sa).value();
         if (!c.create_graph())  // one pass: g where a wins, g/2 at ties, else 0
             return Grads<T>{BasicTensor<T>(map<T>([b, greater](T g, T x) { return g * win(x, b, greater); }, g.value(), v))};
-        return Grads<T>{g * no_grad_op<T>("extremum_mask", {c.unpack(sa)}, [b, greater](const Array<T>& x) {
-                            return map<T>([b, greater](T u) { return win(u, b, greater); }, x);
-                        })};
+        return Grads<T>{g * no_grad_op<T>("extremum_mask", {c.unpack(sa)},
+                                                 kernels::elementwise<T, 1>([b, greater](T u) { return win(u, b, greater); }))};
     });
 }
 }  // namespace
@@ -218,9 +203,7 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
     detail::check_broadcast("where", cond.shape(), b.shape());
     detail::check_broadcast("where", a.shape(), b.shape());
     Op<T> op("where", {cond, a, b});
-    auto y = op.forward([](const Array<T>& c, const Array<T>& u, const Array<T>& v) {
-        return map<T>([](T k, T x, T y) { return k != T(0) ? x : y; }, c, u, v);
-    });
+    auto y = op.forward(kernels::elementwise<T, 3>([](T k, T x, T y) { return k != T(0) ? x : y; }));
     return op.record(y, [sc = op.save(cond)](VjpContext<T>& c, const BasicTensor<T>& g) {
         const auto& cv = c.unpack(sc).value();
         if (!c.create_graph()) {  // one pass per input instead of a mask and a product
@@ -230,9 +213,8 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
             return Grads<T>{BasicTensor<T>(), c.needs(1) ? part(true) : BasicTensor<T>(),
                             c.needs(2) ? part(false) : BasicTensor<T>()};
         }
-        auto pick = no_grad_op<T>("where_mask", {c.unpack(sc)}, [](const Array<T>& k) {
-            return map<T>([](T v) { return v != T(0) ? T(1) : T(0); }, k);
-        });
+        auto pick = no_grad_op<T>("where_mask", {c.unpack(sc)},
+                                          kernels::elementwise<T, 1>([](T v) { return v != T(0) ? T(1) : T(0); }));
         return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
                         c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
     });
@@ -243,13 +225,12 @@ BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
     if (!(lo <= hi))
         throw ValueError("clamp: lo must be <= hi, got lo=" + std::to_string(lo) + " hi=" + std::to_string(hi));
     Op<T> op("clamp", {x});
-    auto y = op.forward([lo = T(lo), hi = T(hi)](const Array<T>& u) {
-        return map<T>([lo, hi](T v) { return v < lo ? lo : hi < v ? hi : v; }, u);
-    });
+    auto y = op.forward(kernels::elementwise<T, 1>([lo = T(lo), hi = T(hi)](T v) { return v < lo ? lo : hi < v ? hi : v; }));
     return op.record(y, [sx = op.save(x), lo, hi](VjpContext<T>& c, const BasicTensor<T>& g) {
-        auto inside = no_grad_op<T>("clamp_mask", {c.unpack(sx)}, [lo = T(lo), hi = T(hi)](const Array<T>& u) {
-            return map<T>([lo, hi](T v) { return v >= lo && v <= hi ? T(1) : T(0); }, u);
-        });
+        auto inside = no_grad_op<T>("clamp_mask", {c.unpack(sx)},
+                                           kernels::elementwise<T, 1>([lo = T(lo), hi = T(hi)](T v) {
+                                               return v >= lo && v <= hi ? T(1) : T(0);
+                                           }));
         return Grads<T>{g * inside};
     });
 }

@@ -12,9 +12,8 @@ namespace {
 template <class T, class F>
 BasicTensor<T> compare(const char* name, const BasicTensor<T>& a, const BasicTensor<T>& b, F relation) {
     detail::check_broadcast(name, a.shape(), b.shape());
-    return detail::no_grad_op<T>(name, {a, b}, [relation](const Array<T>& x, const Array<T>& y) {
-        return kernels::map<T>([relation](T u, T v) { return relation(u, v) ? T(1) : T(0); }, x, y);
-    });
+    return detail::no_grad_op<T>(
+        name, {a, b}, kernels::elementwise<T, 2>([relation](T u, T v) { return relation(u, v) ? T(1) : T(0); }));
 }
 }  // namespace
 

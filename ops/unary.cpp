@@ -22,7 +22,7 @@ using kernels::Fn;
 template <class T>
 BasicTensor<T> exp(const BasicTensor<T>& x) {
     Op<T> op("exp", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::exp, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::exp});
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * c.unpack(sy)};
     });
@@ -31,7 +31,7 @@ BasicTensor<T> exp(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> log(const BasicTensor<T>& x) {
     Op<T> op("log", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::log, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::log});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / c.unpack(sx)};
     });
@@ -40,7 +40,7 @@ BasicTensor<T> log(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> log1p(const BasicTensor<T>& x) {
     Op<T> op("log1p", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::log1p, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::log1p});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / (c.unpack(sx) + Scalar<T>(1))};
     });
@@ -49,7 +49,7 @@ BasicTensor<T> log1p(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> sqrt(const BasicTensor<T>& x) {
     Op<T> op("sqrt", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::sqrt, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::sqrt});
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g / (c.unpack(sy) * Scalar<T>(2))};  // 1 / (2 sqrt(x))
     });
@@ -58,7 +58,7 @@ BasicTensor<T> sqrt(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> abs(const BasicTensor<T>& x) {
     Op<T> op("abs", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::abs, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::abs});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * sign(c.unpack(sx))};  // subgradient 0 at 0
     });
@@ -67,7 +67,7 @@ BasicTensor<T> abs(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> tanh(const BasicTensor<T>& x) {
     Op<T> op("tanh", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::tanh, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::tanh});
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         auto t = c.unpack(sy);
         return Grads<T>{g * (Scalar<T>(1) - t * t)};
@@ -77,7 +77,7 @@ BasicTensor<T> tanh(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> erf(const BasicTensor<T>& x) {
     Op<T> op("erf", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::erf, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::erf});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         // d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
         const auto& v = c.unpack(sx);
@@ -88,7 +88,7 @@ BasicTensor<T> erf(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> sin(const BasicTensor<T>& x) {
     Op<T> op("sin", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::sin, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::sin});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * cos(c.unpack(sx))};
     });
@@ -97,7 +97,7 @@ BasicTensor<T> sin(const BasicTensor<T>& x) {
 template <class T>
 BasicTensor<T> cos(const BasicTensor<T>& x) {
     Op<T> op("cos", {x});
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::cos, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::cos});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{neg(g * sin(c.unpack(sx)))};
     });
@@ -107,7 +107,7 @@ template <class T>
 BasicTensor<T> sigmoid(const BasicTensor<T>& x) {
     Op<T> op("sigmoid", {x});
     // Computed from exp(-|x|), which never overflows (kernels/math.cpp).
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::sigmoid, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::sigmoid});
     return op.record(y, [sy = op.save_output(y)](VjpContext<T>& c, const BasicTensor<T>& g) {
         auto s = c.unpack(sy);  // sigmoid' = s (1 - s): 0, not NaN, where s saturates
         return Grads<T>{g * s * rsub(Scalar<T>(1), s)};
@@ -118,7 +118,7 @@ template <class T>
 BasicTensor<T> softplus(const BasicTensor<T>& x) {
     Op<T> op("softplus", {x});
     // log(1 + e^x) = max(x, 0) + log1p(e^-|x|) (kernels/math.cpp).
-    auto y = op.forward([](const Array<T>& v) { return kernels::apply(Fn::softplus, v); });
+    auto y = op.forward(kernels::Unary<T>{Fn::softplus});
     return op.record(y, [sx = op.save(x)](VjpContext<T>& c, const BasicTensor<T>& g) {
         return Grads<T>{g * sigmoid(c.unpack(sx))};  // a recorded op: second derivatives work
     });
@@ -126,16 +126,12 @@ BasicTensor<T> softplus(const BasicTensor<T>& x) {
 
 template <class T>
 BasicTensor<T> sign(const BasicTensor<T>& x) {
-    return no_grad_op<T>("sign", {x}, [](const Array<T>& v) {
-        return kernels::map<T>([](T e) { return e > T(0) ? T(1) : e < T(0) ? T(-1) : T(0); }, v);
-    });
+    return no_grad_op<T>("sign", {x}, kernels::elementwise<T, 1>([](T e) { return e > T(0) ? T(1) : e < T(0) ? T(-1) : T(0); }));
 }
 
 template <class T>
 BasicTensor<T> step(const BasicTensor<T>& x) {
-    return no_grad_op<T>("step", {x}, [](const Array<T>& v) {
-        return kernels::map<T>([](T e) { return e > T(0) ? T(1) : T(0); }, v);
-    });
+    return no_grad_op<T>("step", {x}, kernels::elementwise<T, 1>([](T e) { return e > T(0) ? T(1) : T(0); }));
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                          \

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -21,6 +23,20 @@ inline std::string str(const Shape& s) {
     std::string out = "[";
     for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
     return out + "]";
+}
+
+// max |a - b| / max(1, max |b|): a difference relative to the values' scale.
+template <class T>
+double rel_diff(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    REQUIRE(a.defined());
+    REQUIRE(b.defined());
+    REQUIRE(a.shape_vector() == b.shape_vector());
+    double diff = 0, scale = 1;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, std::abs(double(a.value().data()[i]) - double(b.value().data()[i])));
+        scale = std::max(scale, std::abs(double(b.value().data()[i])));
+    }
+    return diff / scale;
 }
 
 inline Tensor64 uniform(const Shape& shape, std::uint64_t seed, double lo = -1, double hi = 1) {

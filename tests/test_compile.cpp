@@ -15,25 +15,15 @@
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "op_test_util.hpp"
+
 using namespace tapegrad;
 namespace nn = tapegrad::nn;
 using compile::StepInputs;
 
 namespace {
 
-// max |a - b| / max(1, max |b|): relative to the values' scale.
-template <class T>
-double rel_diff(const BasicTensor<T>& a, const BasicTensor<T>& b) {
-    REQUIRE(a.defined());
-    REQUIRE(b.defined());
-    REQUIRE(a.shape_vector() == b.shape_vector());
-    double diff = 0, scale = 1;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        diff = std::max(diff, std::abs(double(a.value().data()[i]) - double(b.value().data()[i])));
-        scale = std::max(scale, std::abs(double(b.value().data()[i])));
-    }
-    return diff / scale;
-}
+using op_test::rel_diff;
 
 template <class T>
 double tolerance() {
@@ -437,4 +427,25 @@ TEST_CASE("compile: replays reuse the output and .grad buffers; the buffer cache
     compiled({{batch<double>(4, 6)}, {}});
     CHECK(held.value() == before);
     CHECK_FALSE(layer.weight.grad().same(held));
+}
+
+TEST_CASE("compile: a Dropout or RReLU captured in training mode refuses a replay in evaluation mode") {
+    nn::Dropout<double> drop(0.5, 7);
+    nn::RReLU<double> rrelu(0.1, 0.3, 8);
+    for (bool dropout : {true, false}) {
+        CAPTURE(dropout);
+        compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+            return std::vector<Tensor64>{dropout ? drop.forward(in.tensors[0]) : rrelu.forward(in.tensors[0])};
+        };
+        auto compiled = compile::capture<double>(step, {{Tensor64({1.0, -2.0, 3.0})}, {}});
+        CHECK_NOTHROW(compiled({{Tensor64({1.0, -2.0, 3.0})}, {}}));
+        drop.eval();
+        rrelu.eval();
+        const char* want = dropout ? "Dropout was captured in training mode and is in evaluation mode now"
+                                   : "RReLU was captured in training mode and is in evaluation mode now";
+        CHECK_THROWS_WITH_AS(compiled({{Tensor64({1.0, -2.0, 3.0})}, {}}), doctest::Contains(want), GraphError);
+        drop.train();
+        rrelu.train();
+        CHECK_NOTHROW(compiled({{Tensor64({1.0, -2.0, 3.0})}, {}}));  // the program is still usable
+    }
 }

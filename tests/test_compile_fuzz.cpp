@@ -1,17 +1,21 @@
-// The random-graph fuzzer's programs (tests/fuzz/graph_fuzz.hpp), captured
-// and replayed: each program's value and the gradients of all its inputs
+// Every program of the random-graph fuzzer that CI checks against finite
+// differences (tests/fuzz/ci_batches.hpp: the same seeds), captured and
+// replayed: each program's value and the gradients of all its inputs
 // (second derivatives too for smooth programs) are captured as one step,
 // replayed three times on new input values, and compared with eager mode on
 // the same values. Programs with the op capture refuses (the user op with a
 // raw VJP, see docs/compile.md) must fail to capture with an error naming it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include <tapegrad/core/compile/capture.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "ci_batches.hpp"
 #include "graph_fuzz.hpp"
 
 using namespace tapegrad;
@@ -69,10 +73,14 @@ bool refused_op(const Program& p, const std::string& message) {
     return false;
 }
 
-void run_captured(std::uint64_t first_seed, int graphs, bool smooth) {
+void run_captured(const CiBatch& batch) {
+    const auto [first_seed, all, smooth] = batch;
+    // TAPEGRAD_FUZZ_GRAPHS scales the batches as for tests/test_fuzz_graphs.cpp.
+    const char* scale = std::getenv("TAPEGRAD_FUZZ_GRAPHS");
+    const int graphs = scale && *scale ? std::max(1, int(std::atoll(scale) * all / ci_graphs())) : all;
     GenerateOptions gen;
     gen.smooth_only = smooth;
-    int replayed = 0, refused = 0, failures = 0;
+    int replayed = 0, refused = 0, failures = 0, fused = 0;
     for (int i = 0; i < graphs && failures < 3; ++i) {
         const auto seed = first_seed + std::uint64_t(i);
         const Program p = generate(seed, gen);
@@ -91,6 +99,7 @@ void run_captured(std::uint64_t first_seed, int graphs, bool smooth) {
             FAIL_CHECK("seed " << seed << ": capture failed: " << e.what());
             continue;
         }
+        if (compiled.stats().fused_groups > 0) ++fused;
         for (int r = 1; r <= 3; ++r) {
             const auto xs = leaves(p, 1e-3 * r);
             const auto got = compiled({xs, {}});
@@ -109,14 +118,23 @@ void run_captured(std::uint64_t first_seed, int graphs, bool smooth) {
         }
         ++replayed;
     }
-    MESSAGE(replayed << " programs captured and replayed 3 times, " << refused << " refused (the raw-VJP user op)");
+    MESSAGE(replayed << " programs captured and replayed 3 times (" << fused << " with fused runs), " << refused
+                     << " refused (the raw-VJP user op)");
     CHECK(failures == 0);
     CHECK(replayed > graphs / 2);
 }
 
 }  // namespace
 
-TEST_CASE("compile fuzz: random programs replayed equal eager, first derivatives") { run_captured(100000, 200, false); }
-TEST_CASE("compile fuzz: random smooth programs replayed equal eager, second derivatives") {
-    run_captured(700000, 100, true);
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 1") { run_captured(kCiBatches[0]); }
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 2") { run_captured(kCiBatches[1]); }
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 3") { run_captured(kCiBatches[2]); }
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 4") { run_captured(kCiBatches[3]); }
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 5") { run_captured(kCiBatches[4]); }
+TEST_CASE("compile fuzz: programs replayed equal eager, first derivatives, batch 6") { run_captured(kCiBatches[5]); }
+TEST_CASE("compile fuzz: smooth programs replayed equal eager, second derivatives, batch 1") {
+    run_captured(kCiBatches[6]);
+}
+TEST_CASE("compile fuzz: smooth programs replayed equal eager, second derivatives, batch 2") {
+    run_captured(kCiBatches[7]);
 }

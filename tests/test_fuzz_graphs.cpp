@@ -20,6 +20,7 @@
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "ci_batches.hpp"
 #include "graph_fuzz.hpp"
 
 using namespace tapegrad;
@@ -27,22 +28,16 @@ using namespace tapegrad::fuzz;
 
 namespace {
 
-// Graphs per CI run: kFirstOrderCases x kFirstOrderGraphs first-derivative
-// graphs, kSecondOrderCases x kSecondOrderGraphs smooth graphs that are also
-// checked for second derivatives.
-constexpr int kFirstOrderCases = 6, kFirstOrderGraphs = 500;
-constexpr int kSecondOrderCases = 2, kSecondOrderGraphs = 250;
-constexpr int kTotalGraphs = kFirstOrderCases * kFirstOrderGraphs + kSecondOrderCases * kSecondOrderGraphs;
-
 long long env_number(const char* name, long long fallback) {
     const char* v = std::getenv(name);
     return v && *v ? std::atoll(v) : fallback;
 }
 
 // Runs `graphs` graphs (scaled by TAPEGRAD_FUZZ_GRAPHS) from `first_seed`.
-void run_batch(std::uint64_t first_seed, int graphs, bool smooth) {
+void run_batch(const CiBatch& batch) {
+    const auto [first_seed, graphs, smooth] = batch;
     const long long requested = env_number("TAPEGRAD_FUZZ_GRAPHS", 0);
-    const long long count = requested > 0 ? std::max(1LL, requested * graphs / kTotalGraphs) : graphs;
+    const long long count = requested > 0 ? std::max(1LL, requested * graphs / ci_graphs()) : graphs;
     const auto base = first_seed + static_cast<std::uint64_t>(env_number("TAPEGRAD_FUZZ_SEED", 0));
     GenerateOptions gen;
     gen.smooth_only = smooth;
@@ -67,18 +62,15 @@ void run_batch(std::uint64_t first_seed, int graphs, bool smooth) {
 
 }  // namespace
 
-TEST_CASE("fuzz graphs: first derivatives, batch 1") { run_batch(100000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: first derivatives, batch 2") { run_batch(200000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: first derivatives, batch 3") { run_batch(300000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: first derivatives, batch 4") { run_batch(400000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: first derivatives, batch 5") { run_batch(500000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: first derivatives, batch 6") { run_batch(600000, kFirstOrderGraphs, false); }
-TEST_CASE("fuzz graphs: smooth ops, first and second derivatives, batch 1") {
-    run_batch(700000, kSecondOrderGraphs, true);
-}
-TEST_CASE("fuzz graphs: smooth ops, first and second derivatives, batch 2") {
-    run_batch(800000, kSecondOrderGraphs, true);
-}
+// The batches of tests/fuzz/ci_batches.hpp, one test each.
+TEST_CASE("fuzz graphs: first derivatives, batch 1") { run_batch(kCiBatches[0]); }
+TEST_CASE("fuzz graphs: first derivatives, batch 2") { run_batch(kCiBatches[1]); }
+TEST_CASE("fuzz graphs: first derivatives, batch 3") { run_batch(kCiBatches[2]); }
+TEST_CASE("fuzz graphs: first derivatives, batch 4") { run_batch(kCiBatches[3]); }
+TEST_CASE("fuzz graphs: first derivatives, batch 5") { run_batch(kCiBatches[4]); }
+TEST_CASE("fuzz graphs: first derivatives, batch 6") { run_batch(kCiBatches[5]); }
+TEST_CASE("fuzz graphs: smooth ops, first and second derivatives, batch 1") { run_batch(kCiBatches[6]); }
+TEST_CASE("fuzz graphs: smooth ops, first and second derivatives, batch 2") { run_batch(kCiBatches[7]); }
 
 TEST_CASE("fuzz graphs: the generator covers every op and respects its own preconditions") {
     std::map<Op, std::size_t> all, smooth;

@@ -13,6 +13,7 @@
 
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 
 namespace tapegrad::compile {
 
@@ -25,10 +26,38 @@ struct CompiledStep<T>::Program {
     struct Step {
         const char* name;
         detail::ForwardFn<T> fn;
+        detail::BlockFn<T> block;          // set for elementwise ops: fusable
         std::vector<std::size_t> in;       // slots read (none: an undefined input)
-        std::size_t out;                   // slot written
+        std::size_t out;                   // slot written (a fused group: none, see Fused::outputs)
         std::vector<std::size_t> release;  // computed slots whose last reader this is
         bool move = false;                 // a clone of a value read by nothing after it: take its buffer
+        std::size_t group = none;          // a fused group of elementwise steps (groups[group]) instead of fn
+    };
+    // Consecutive elementwise steps over one element count, run block by
+    // block: each block of every value stays in cache from the step that
+    // writes it to the last that reads it. Values read only inside the
+    // group live in scratch rows of one block; the others (read later, or
+    // outputs and gradients) are written whole.
+    struct Operand {
+        // A scratch row, a slot's array, a slot's one value, or a slot
+        // broadcast to the run's shape (a bias row, a column of row means):
+        // copied for each block into the scratch row `copy_row` first.
+        enum Kind { row, whole, repeated, expanded } kind;
+        std::size_t index;  // row number, or slot
+        std::size_t copy_row = 0;
+        kernels::Walk<1> walk{};  // expanded: the slot's strides along the output's (collapsed) axes
+    };
+    struct Member {
+        const char* name;
+        detail::BlockFn<T> block;
+        std::vector<Operand> in;
+        Operand out;
+        unsigned contiguous = 0;  // bit k: input k steps along the block
+    };
+    struct Fused {
+        std::vector<Member> members;
+        std::vector<std::size_t> outputs;  // slots written whole
+        std::size_t elements = 0;
     };
     // A tensor from outside the step: a parameter (a leaf that requires
     // grad) or a constant. Read live on every replay: an optimiser's update
@@ -54,8 +83,11 @@ struct CompiledStep<T>::Program {
     };
 
     std::vector<Step> steps;
+    std::vector<Fused> groups;
+    std::vector<T> scratch;             // the groups' rows: rows x block_elements
     std::vector<const char*> recorded;  // every op captured, in order (for verify)
     std::size_t removed = 0;
+    std::vector<Shape> shape;           // every slot's shape (fixed by the guards)
     std::vector<Array<T>> values;       // computed slots
     std::vector<const Array<T>*> ptr;   // every slot's current value
     std::vector<std::size_t> input_slot;
@@ -69,6 +101,7 @@ struct CompiledStep<T>::Program {
     std::vector<BasicTensor<T>> captured_outputs;
     std::vector<BasicTensor<T>> latest;  // the outputs of the last call
     std::vector<const Array<T>*> args;  // scratch for a step's inputs
+    std::vector<const T*> block_args;   // ... and a fused member's
     StepFn<T> step_fn;                  // kept for verify
     CaptureOptions<T> options;
 };
@@ -103,8 +136,8 @@ public:
     }
 
     void forward(const char* op, const std::vector<BasicTensor<T>>& inputs, const BasicTensor<T>& out,
-                 detail::ForwardFn<T> fn) override {
-        typename Program<T>::Step s{op, std::move(fn), {}, none, {}};
+                 detail::ForwardFn<T> fn, detail::BlockFn<T> block) override {
+        typename Program<T>::Step s{op, std::move(fn), std::move(block), {}, none, {}};
         s.in.reserve(inputs.size());
         for (const auto& t : inputs) s.in.push_back(t.defined() ? slot_for(t, op) : none);
         s.out = new_slot(out, std::string("the output of '") + op + "' (op " + std::to_string(p_.steps.size()) + ")");
@@ -164,6 +197,7 @@ private:
         const std::size_t s = p_.ptr.size();
         p_.ptr.push_back(nullptr);
         p_.values.emplace_back();
+        p_.shape.push_back(t.shape_vector());
         slot_of_.emplace(t.impl()->storage.get(), s);
         storages_.push_back(t.impl()->storage);  // alive while capturing: storage addresses stay unique
         versions_.push_back(t.impl()->storage->version);
@@ -212,11 +246,22 @@ struct SinkScope {
     SinkScope& operator=(const SinkScope&) = delete;
 };
 
-// Dead steps dropped (nothing reads their result, no output or gradient
-// is it), then each computed value freed after its last reader. Steps of no
-// inputs stay: they may draw from a generator, and eager mode draws.
+// Elements per block of a fused group: 4 KiB per row, so the rows a group
+// keeps live at once stay in L1 beside the block of each whole operand.
 template <class T>
-void plan(Program<T>& p) {
+constexpr std::size_t block_elements = 4096 / sizeof(T);
+
+std::size_t elements(const Shape& shape) {
+    std::size_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+// Dead steps dropped: nothing reads their result, no output or gradient is
+// it. Steps of no inputs stay: they may draw from a generator, and eager
+// mode draws.
+template <class T>
+void drop_dead(Program<T>& p) {
     std::vector<bool> live(p.ptr.size(), false);
     for (auto s : p.outputs) live[s] = true;
     for (auto& g : p.gradients) live[g.slot] = true;
@@ -233,11 +278,172 @@ void plan(Program<T>& p) {
         if (keep[i]) kept.push_back(std::move(p.steps[i]));
     p.removed = p.steps.size() - kept.size();
     p.steps = std::move(kept);
+}
 
-    std::vector<bool> computed(p.ptr.size(), false), pinned(p.ptr.size(), false);
-    for (auto& s : p.steps) computed[s.out] = true;
+// Slots a replay must keep after its steps: the outputs and gradients.
+template <class T>
+std::vector<bool> pinned_slots(const Program<T>& p) {
+    std::vector<bool> pinned(p.ptr.size(), false);
     for (auto s : p.outputs) pinned[s] = true;
     for (auto& g : p.gradients) pinned[g.slot] = true;
+    return pinned;
+}
+
+// A broadcast operand of a fused run: results of at most this many axes.
+constexpr std::size_t kMaxExpandedAxes = 8;
+
+// `from` broadcasts to `to` (numpy's rules; `to` has every axis of the result).
+bool broadcasts(const Shape& from, const Shape& to) {
+    if (from.size() > to.size()) return false;
+    for (std::size_t i = 0; i < from.size(); ++i) {
+        const auto d = from[from.size() - 1 - i];
+        if (d != 1 && d != to[to.size() - 1 - i]) return false;
+    }
+    return true;
+}
+
+// The fusion rule: a run of consecutive elementwise steps (a block form,
+// see detail::BlockFn) whose results all have the same element count N,
+// each input either a result of the run, a value of N elements (then laid
+// out as the result: broadcasting cannot give equal counts otherwise), a
+// single value, or a smaller value broadcast to the result (copied block by
+// block into a scratch row), becomes one step that walks the N elements
+// block by block.
+// The arithmetic per element is the ops' own, so results equal the
+// unfused program's. A new rule goes here, matching steps by name, shape
+// and liveness.
+template <class T>
+void fuse(Program<T>& p) {
+    using Step = typename Program<T>::Step;
+    using Operand = typename Program<T>::Operand;
+    const auto pinned = pinned_slots<T>(p);
+    std::vector<std::size_t> last(p.ptr.size(), none);  // index of a slot's last reader
+    for (std::size_t i = 0; i < p.steps.size(); ++i)
+        for (auto in : p.steps[i].in)
+            if (in != none) last[in] = i;
+    std::vector<std::size_t> produced_at(p.ptr.size(), none);
+
+    auto joins = [&](const Step& s, std::size_t n, std::size_t first) {
+        if (!s.block || s.move || s.out == none || elements(p.shape[s.out]) != n) return false;
+        for (auto in : s.in) {
+            if (in == none) return false;
+            const bool inside = produced_at[in] != none && produced_at[in] >= first;
+            const std::size_t e = elements(p.shape[in]);
+            if (!inside && e != n && e != 1 &&
+                !(broadcasts(p.shape[in], p.shape[s.out]) && p.shape[s.out].size() <= kMaxExpandedAxes))
+                return false;
+        }
+        return true;
+    };
+
+    std::vector<Step> out;
+    std::size_t rows = 0;
+    for (std::size_t i = 0; i < p.steps.size();) {
+        const Step& head = p.steps[i];
+        const std::size_t n = head.out == none ? 0 : elements(p.shape[head.out]);
+        std::size_t j = i;
+        if (n > 0)
+            for (; j < p.steps.size() && joins(p.steps[j], n, i); ++j) produced_at[p.steps[j].out] = j;
+        if (j - i < 2) {  // nothing to fuse
+            if (head.out != none) produced_at[head.out] = i;
+            out.push_back(std::move(p.steps[i]));
+            ++i;
+            continue;
+        }
+        typename Program<T>::Fused g;
+        g.elements = n;
+        Step step{"fused", {}, {}, {}, none, {}};
+        std::unordered_map<std::size_t, std::size_t> row_of;  // slot -> scratch row
+        std::vector<std::size_t> free_rows;
+        std::size_t used = 0;
+        auto take_row = [&] {
+            if (free_rows.empty()) return used++;
+            const std::size_t r = free_rows.back();
+            free_rows.pop_back();
+            return r;
+        };
+        for (std::size_t k = i; k < j; ++k) {
+            Step& s = p.steps[k];
+            std::vector<std::size_t> temporary;  // rows of expanded operands, free after this member
+            typename Program<T>::Member m{s.name, std::move(s.block), {}, {}, 0};
+            for (std::size_t a = 0; a < s.in.size(); ++a) {
+                const std::size_t in = s.in[a];
+                auto r = row_of.find(in);
+                if (r != row_of.end()) {
+                    m.in.push_back({Operand::row, r->second});
+                    m.contiguous |= 1u << a;
+                    continue;
+                }
+                const bool inside = produced_at[in] >= i && produced_at[in] < j;
+                const std::size_t e = elements(p.shape[in]);
+                if (!inside && e == 1 && n != 1) {
+                    m.in.push_back({Operand::repeated, in});
+                } else if (!inside && e != n) {
+                    Operand o{Operand::expanded, in};
+                    const auto to = kernels::dims(p.shape[s.out]), from = kernels::dims(p.shape[in]);
+                    o.walk = kernels::plan<1>(to, {&from});
+                    o.copy_row = take_row();
+                    temporary.push_back(o.copy_row);
+                    m.in.push_back(o);
+                    m.contiguous |= 1u << a;
+                } else {
+                    m.in.push_back({Operand::whole, in});
+                    m.contiguous |= 1u << a;
+                }
+                if (!inside && std::find(step.in.begin(), step.in.end(), in) == step.in.end()) step.in.push_back(in);
+            }
+            // Rows whose value this member reads last are free for later
+            // members (not for its own result: no in-place block).
+            std::vector<std::size_t> done;
+            for (auto in : s.in) {
+                auto r = row_of.find(in);
+                if (r != row_of.end() && last[in] == k) {
+                    done.push_back(r->second);
+                    row_of.erase(r);
+                }
+            }
+            if (pinned[s.out] || (last[s.out] != none && last[s.out] >= j)) {
+                m.out = {Operand::whole, s.out};
+                g.outputs.push_back(s.out);
+            } else {
+                const std::size_t r = take_row();
+                row_of[s.out] = r;
+                m.out = {Operand::row, r};
+            }
+            free_rows.insert(free_rows.end(), done.begin(), done.end());
+            free_rows.insert(free_rows.end(), temporary.begin(), temporary.end());
+            g.members.push_back(std::move(m));
+        }
+        rows = std::max(rows, used);
+        step.group = p.groups.size();
+        p.groups.push_back(std::move(g));
+        out.push_back(std::move(step));
+        i = j;
+    }
+    p.steps = std::move(out);
+    p.scratch.assign(rows * block_elements<T>, T(0));
+}
+
+// The slots a step writes: its result, or a fused group's whole outputs.
+template <class T>
+const std::vector<std::size_t>& written(const Program<T>& p, const typename Program<T>::Step& s,
+                                        std::vector<std::size_t>& one) {
+    if (s.group != none) return p.groups[s.group].outputs;
+    one.assign(1, s.out);
+    return one;
+}
+
+// The plan: dead steps dropped, elementwise runs fused, then each computed
+// value freed after its last reader.
+template <class T>
+void plan(Program<T>& p) {
+    drop_dead<T>(p);
+    if (p.options.fuse) fuse<T>(p);
+    const auto pinned = pinned_slots<T>(p);
+    std::vector<bool> computed(p.ptr.size(), false);
+    std::vector<std::size_t> one;
+    for (auto& s : p.steps)
+        for (auto w : written<T>(p, s, one)) computed[w] = true;
     std::vector<std::size_t> last(p.ptr.size(), none);
     std::size_t arity = 0;
     for (std::size_t i = 0; i < p.steps.size(); ++i) {
@@ -245,6 +451,8 @@ void plan(Program<T>& p) {
         for (auto in : p.steps[i].in)
             if (in != none) last[in] = i;
     }
+    for (auto& g : p.groups)
+        for (auto& m : g.members) arity = std::max(arity, m.in.size());
     for (std::size_t s = 0; s < p.ptr.size(); ++s)
         if (computed[s] && !pinned[s] && last[s] != none) p.steps[last[s]].release.push_back(s);
     // A copy of a value nobody reads afterwards (the engine's copy of a
@@ -256,6 +464,7 @@ void plan(Program<T>& p) {
             s.move = true;
     }
     p.args.assign(arity, nullptr);
+    p.block_args.assign(arity, nullptr);
     // Each value a replay does not need between replays is freed now.
     for (std::size_t s = 0; s < p.values.size(); ++s)
         if (!pinned[s]) p.values[s] = Array<T>();
@@ -346,6 +555,70 @@ void write_output(BasicTensor<T>& out, const Array<T>& value) {
     ++out.impl()->storage->version;
 }
 
+// Elements [offset, offset + n) of a value broadcast along `w` (its strides
+// along the result's collapsed axes), into dst: along the innermost axis the
+// value is either contiguous (copied) or one element (filled).
+template <class T>
+void expand(const T* src, const kernels::Walk<1>& w, std::size_t offset, std::size_t n, T* dst) {
+    const std::size_t axes = w.shape.size(), inner = w.shape.back(), step = w.strides[0].back();
+    std::size_t index[kMaxExpandedAxes];
+    std::size_t rest = offset, from = 0;
+    for (std::size_t a = axes; a-- > 0;) {
+        index[a] = rest % w.shape[a];
+        rest /= w.shape[a];
+        from += index[a] * w.strides[0][a];
+    }
+    while (n > 0) {
+        const std::size_t len = std::min(inner - index[axes - 1], n);
+        if (step) std::copy(src + from, src + from + len, dst);
+        else std::fill(dst, dst + len, src[from]);
+        dst += len;
+        n -= len;
+        // Next row: the innermost index back to 0, an odometer over the others.
+        from -= index[axes - 1] * step;
+        index[axes - 1] = 0;
+        for (std::size_t a = axes - 1; a-- > 0;) {
+            from += w.strides[0][a];
+            if (++index[a] < w.shape[a]) break;
+            from -= w.strides[0][a] * w.shape[a];
+            index[a] = 0;
+        }
+    }
+}
+
+// One fused group: its whole outputs allocated, then every block of
+// block_elements through all members in order.
+template <class T>
+void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
+    using Operand = typename Program<T>::Operand;
+    for (auto slot : g.outputs) {
+        p.values[slot] = Array<T>::from_shape(p.shape[slot]);
+        p.ptr[slot] = &p.values[slot];
+    }
+    T* rows = p.scratch.data();
+    constexpr std::size_t B = block_elements<T>;
+    auto at = [&](const Operand& o, std::size_t offset, std::size_t n) -> T* {
+        switch (o.kind) {
+            case Operand::row: return rows + o.index * B;
+            case Operand::whole: return const_cast<T*>(p.ptr[o.index]->data()) + offset;
+            case Operand::repeated: return const_cast<T*>(p.ptr[o.index]->data());
+            default: {
+                T* row = rows + o.copy_row * B;
+                expand(p.ptr[o.index]->data(), o.walk, offset, n, row);
+                return row;
+            }
+        }
+    };
+    const T** in = p.block_args.data();
+    for (std::size_t offset = 0; offset < g.elements; offset += B) {
+        const std::size_t n = std::min(B, g.elements - offset);
+        for (auto& m : g.members) {
+            for (std::size_t k = 0; k < m.in.size(); ++k) in[k] = at(m.in[k], offset, n);
+            m.block(at(m.out, offset, n), in, m.contiguous, n);
+        }
+    }
+}
+
 template <class T>
 const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in) {
     check_inputs<T>(p, in);
@@ -355,13 +628,15 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
     for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
     for (auto& s : p.steps) {
         const std::size_t n = s.in.size();
-        if (s.move) {
+        if (s.group != none) {
+            run_fused<T>(p, p.groups[s.group]);
+        } else if (s.move) {
             p.values[s.out] = std::move(p.values[s.in[0]]);
         } else {
             for (std::size_t i = 0; i < n; ++i) p.args[i] = s.in[i] == none ? nullptr : p.ptr[s.in[i]];
             p.values[s.out] = s.fn(p.args.data(), n);
         }
-        p.ptr[s.out] = &p.values[s.out];
+        if (s.out != none) p.ptr[s.out] = &p.values[s.out];
         for (auto r : s.release) p.values[r] = Array<T>();
     }
     p.latest.resize(p.outputs.size());
@@ -433,7 +708,9 @@ ProgramStats CompiledStep<T>::stats() const {
     ProgramStats s;
     if (!program_) return s;
     const auto& p = *program_;
-    s.steps = p.steps.size();
+    for (const auto& step : p.steps) s.steps += step.group == none ? 1 : p.groups[step.group].members.size();
+    s.fused_groups = p.groups.size();
+    for (const auto& g : p.groups) s.fused_ops += g.members.size();
     s.removed = p.removed;
     s.slots = p.ptr.size();
     for (const auto& e : p.externals) (e.parameter ? s.parameters : s.constants) += 1;
@@ -446,7 +723,16 @@ template <class T>
 std::vector<std::string> CompiledStep<T>::op_names() const {
     std::vector<std::string> names;
     if (program_)
-        for (const auto& s : program_->steps) names.emplace_back(s.name);
+        for (const auto& s : program_->steps) {
+            if (s.group == none) {
+                names.emplace_back(s.name);
+                continue;
+            }
+            std::string fused = "fused(";
+            for (const auto& m : program_->groups[s.group].members)
+                fused += (fused.size() > 6 ? ", " : "") + std::string(m.name);
+            names.push_back(fused + ")");
+        }
     return names;
 }
 
@@ -459,9 +745,9 @@ CompiledStep<T> capture(StepFn<T> step, const StepInputs<T>& example, CaptureOpt
     if (options.parameters)
         for (auto& [name, t] : options.parameters())
             p.listed.push_back({name, t.impl().get(), t.shape_vector()});
+    p.options = std::move(options);
     plan<T>(p);
     p.step_fn = std::move(step);
-    p.options = std::move(options);
     return compiled;
 }
 

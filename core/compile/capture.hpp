@@ -65,11 +65,17 @@ struct CaptureOptions {
     // tensor's value that went the other way shows up as a GraphError
     // naming the first differing op). The call's results are the eager ones.
     bool verify = false;
+    // Runs of elementwise ops replayed as one blocked loop (docs/compile.md,
+    // "Fusion"). Off: every op makes its own pass (for comparisons; the
+    // results are the same, element by element).
+    bool fuse = true;
 };
 
 // What a program holds, for tests, benchmarks and curiosity.
 struct ProgramStats {
-    std::size_t steps = 0;        // ops replayed
+    std::size_t steps = 0;        // ops replayed (fused ones included)
+    std::size_t fused_groups = 0; // runs of elementwise ops replayed as one blocked loop
+    std::size_t fused_ops = 0;    // ops in those runs
     std::size_t removed = 0;      // ops captured but dropped (nothing reads their result)
     std::size_t slots = 0;        // values: inputs, parameters, constants, results
     std::size_t parameters = 0;   // leaves that require grad, read live on every replay
@@ -109,7 +115,8 @@ public:
     // The outputs of the capture run (the first step).
     const std::vector<BasicTensor<T>>& captured_outputs() const;
     ProgramStats stats() const;
-    // The ops of the program in replay order (one name per step).
+    // The ops of the program in replay order (one name per step; a fused
+    // run as "fused(mul, erf, add)").
     std::vector<std::string> op_names() const;
 
     struct Program;  // core/compile/capture.cpp

@@ -87,10 +87,22 @@ Run::Run(const Options& options, const data::Dataset& train, Generator& gen, con
       model_(build_model(o_, train.dim(), train.classes, gen, rank_)),
       optimizer_(make_optimizer(o_, model_->parameters())),
       schedule_(std::make_unique<nn::CosineLR>(*optimizer_, o_.epochs)),
-      batches_(std::make_unique<distributed::ShardedBatches>(train, o_.batch_size, gen, rank_, ranks_)) {
+      batches_(std::make_unique<distributed::ShardedBatches>(train, o_.batch_size, gen, rank_, ranks_)),
+      batch_{{Tensor()}, {Index()}},
+      train_step_(
+          [this](const compile::StepInputs<float>& in) {
+              model_->zero_grad();
+              auto loss = nn::cross_entropy(model_->forward(in.tensors[0]), in.indices[0]);
+              loss.backward();
+              return std::vector<Tensor>{loss};
+          },
+          o_.eager, [this] { return model_->named_parameters(); }) {
     if (ranks_ > 1) {
         distributed::broadcast(model_->parameters());  // one starting point for every replica
-        averager_ = std::make_unique<distributed::GradientAverager<float>>(model_->parameters());
+        // Eager: buckets start all-reducing during backward. Compiled: after
+        // the replay (a captured step refuses the hooks that would start them).
+        averager_ = std::make_unique<distributed::GradientAverager<float>>(
+            model_->parameters(), std::size_t(1) << 20, /*during_backward=*/o_.eager);
     }
 }
 
@@ -198,16 +210,12 @@ void Run::train(const Hooks& hooks) {
 
 void Run::train_epochs(const Hooks& hooks) {
     const std::size_t last = o_.stop_after_epoch ? std::min(o_.stop_after_epoch, o_.epochs) : o_.epochs;
-    Tensor x;
-    Index y;
     while (epoch_ < last) {
         const std::size_t epoch = epoch_ + 1;
-        while (batches_->next(x, y)) {
+        while (batches_->next(batch_.tensors[0], batch_.indices[0])) {
             if (ranks_ > 1) doing_ = "in step " + std::to_string(step_ + 1);
-            auto loss = nn::cross_entropy(model_->forward(x), y);
-            optimizer_->zero_grad();
             if (averager_) averager_->set_weight(batches_->weight());
-            loss.backward();
+            const Tensor loss = train_step_(batch_).front();  // .grad = this rank's gradient
             if (averager_) averager_->finish();  // .grad = the gradient of the global batch
             optimizer_->step();
             epoch_loss_sum_ += loss.item() * batches_->weight();

@@ -13,6 +13,14 @@
 // collective: rank 0 gathers every rank's generators (each rank draws its own
 // dropout masks) and progress and writes one file, from which every rank
 // resumes its own part; it resumes only with the same number of ranks.
+//
+// Each step replays a compiled program (core/compile/capture.hpp): captured
+// at the first batch, and again for the short last batch of an epoch (one
+// program per batch size); Options::eager builds the graph every step
+// instead. Both give the same numbers up to float rounding. On several
+// ranks the replayed step's gradients are averaged after it (the eager step
+// averages them during backward, through grad-ready hooks that capture
+// refuses).
 #pragma once
 
 #include <cstddef>
@@ -26,6 +34,8 @@
 #include <tapegrad/nn/distributed/distributed.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/nn/data/dataset.hpp>
+
+#include "training_step.hpp"
 
 namespace training {
 
@@ -43,6 +53,7 @@ struct Options {
     std::size_t checkpoint_every = 0;  // ... and every this many optimiser steps (0 = after epochs only)
     std::string resume;                // a run checkpoint to continue from ("" = start afresh)
     std::size_t stop_after_epoch = 0;  // end after this epoch, as an interrupted run would (0 = never)
+    bool eager = false;                // build the graph every step instead of replaying a compiled step
 };
 
 struct EpochReport {
@@ -88,6 +99,8 @@ public:
     tapegrad::nn::Optimizer<float>& optimizer() { return *optimizer_; }
     std::size_t epochs_done() const { return epoch_; }
     std::size_t steps_done() const { return step_; }
+    // Programs the compiled step has captured (one per batch size; 0 when eager).
+    std::size_t compiled_programs() const { return train_step_.programs(); }
     // Per finished epoch, the resumed part included.
     const std::vector<double>& train_losses() const { return losses_; }
     const std::vector<double>& validation_scores() const { return scores_; }
@@ -116,6 +129,8 @@ private:
     std::unique_ptr<tapegrad::nn::CosineLR> schedule_;
     std::unique_ptr<tapegrad::distributed::ShardedBatches> batches_;  // all of each batch on one rank
     std::unique_ptr<tapegrad::distributed::GradientAverager<float>> averager_;
+    tapegrad::compile::StepInputs<float> batch_;  // this rank's rows and labels of the current batch
+    program::TrainingStep<float> train_step_;     // zero_grad, forward, loss, backward
     std::size_t rows_;  // of the training set: a resumed run must have as many
     std::size_t epoch_ = 0, step_ = 0;
     double epoch_loss_sum_ = 0;  // of the epoch in progress, this rank's loss times its share of each batch

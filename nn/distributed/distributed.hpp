@@ -144,10 +144,16 @@ private:
 // to one averager only. Every rank must pass the same list: the constructor
 // compares counts and sizes across ranks (ValueError naming the rank and
 // both values).
+//
+// With during_backward = false there are no hooks: finish() reads each
+// parameter's .grad as it is then and all-reduces the buckets in turn. That
+// is the form for a compiled step (compile::capture refuses grad-ready
+// hooks): replay it, then finish(), then step().
 template <class T>
 class GradientAverager {
 public:
-    explicit GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes = std::size_t(1) << 20);
+    explicit GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes = std::size_t(1) << 20,
+                              bool during_backward = true);
     ~GradientAverager();
     GradientAverager(const GradientAverager&) = delete;
     GradientAverager& operator=(const GradientAverager&) = delete;
@@ -158,8 +164,8 @@ public:
     std::size_t bucket_count() const;
     // Bytes of gradient in each bucket, in the order they start.
     std::vector<std::size_t> bucket_bytes() const;
-    // Whether the averager is active (more than one rank): its buckets then
-    // start during backward; with one rank it does nothing.
+    // Whether the averager's buckets start during backward: more than one
+    // rank and during_backward; with one rank it does nothing.
     bool overlaps_backward() const;
     // Seconds spent waiting for all-reduces inside finish(), summed over calls.
     double wait_seconds() const;

@@ -36,7 +36,8 @@ struct GradientAverager<T>::State {
     double weight = 1;
     double waited = 0;
     std::size_t max_in_flight = 0;  // bytes: twice the bucket size
-    bool overlap = false;
+    bool overlap = false;  // more than one rank: there is something to average
+    bool hooked = false;   // gradients arrive through grad-ready hooks during backward
     std::vector<HookHandle> hooks;
 
     void write(Slot& s, const BasicTensor<T>* g) {
@@ -121,7 +122,8 @@ struct GradientAverager<T>::State {
 };
 
 template <class T>
-GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes)
+GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::size_t bucket_bytes,
+                                      bool during_backward)
     : s_(std::make_unique<State>()) {
     s_->weight = 1.0 / comm::size();
     s_->max_in_flight = 2 * bucket_bytes;
@@ -166,7 +168,8 @@ GradientAverager<T>::GradientAverager(std::vector<BasicTensor<T>> params, std::s
     }
     // One process has nothing to average: no hooks, finish() does nothing.
     s_->overlap = comm::size() > 1;
-    if (s_->overlap) {
+    s_->hooked = s_->overlap && during_backward;
+    if (s_->hooked) {
         for (std::size_t i = 0; i < s_->slots.size(); ++i) {
             s_->hooks.push_back(s_->slots[i].param.register_grad_ready_hook(
                 [state = s_.get(), i](const BasicTensor<T>& g) { state->on_ready(i, g); }));
@@ -210,7 +213,7 @@ std::vector<std::size_t> GradientAverager<T>::bucket_bytes() const {
 
 template <class T>
 bool GradientAverager<T>::overlaps_backward() const {
-    return s_->overlap;
+    return s_->hooked;
 }
 
 template <class T>
@@ -222,9 +225,13 @@ template <class T>
 void GradientAverager<T>::finish() {
     auto& s = *s_;
     if (!s.overlap) return;  // one process: the local gradient is the answer
-    // Parameters backward did not reach on this rank count as zero here.
-    for (auto& slot : s.slots)
-        if (!slot.ready) s.write(slot, nullptr);
+    // Without hooks every gradient is read now. With them, parameters
+    // backward did not reach on this rank count as zero here.
+    for (auto& slot : s.slots) {
+        if (slot.ready) continue;
+        const auto g = s.hooked ? BasicTensor<T>() : slot.param.grad();
+        s.write(slot, g.defined() ? &g : nullptr);
+    }
     const auto t0 = std::chrono::steady_clock::now();
     s.start_ready_buckets(true);
     for (auto& b : s.buckets) b.pending.wait();

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <tapegrad/core/array.hpp>
@@ -165,6 +166,46 @@ Array<T> map(F f, const A0& in0, const A&... in) {
     if constexpr (sizeof...(A) > 0)
         for (const Dims& s : {dims(in.shape())...}) out = broadcast_dims({&out, &s});
     return map_to<T>(out, f, in0, in...);
+}
+
+// An elementwise op's forward, from its function of one element of each
+// input: hand it to Op::forward (core/op.hpp), as
+//
+//   auto y = op.forward(kernels::elementwise<T, 2>([](T x, T y) { return x + y; }));
+//
+// Called on whole arrays it is map() (numpy broadcasting). Its block() runs
+// the same function on n contiguous elements, each operand either contiguous
+// (bit k of `contiguous` set) or one value repeated: a captured program
+// (core/compile/) runs chains of such ops block by block in one loop
+// (fusion), with the same per-element arithmetic as map().
+template <class T, std::size_t N, class F>
+struct Elementwise {
+    F f;
+
+    template <std::size_t M = N, std::enable_if_t<M == 1, int> = 0>
+    Array<T> operator()(const Array<T>& a) const {
+        return map<T>(f, a);
+    }
+    template <std::size_t M = N, std::enable_if_t<M == 2, int> = 0>
+    Array<T> operator()(const Array<T>& a, const Array<T>& b) const {
+        return map<T>(f, a, b);
+    }
+    template <std::size_t M = N, std::enable_if_t<M == 3, int> = 0>
+    Array<T> operator()(const Array<T>& a, const Array<T>& b, const Array<T>& c) const {
+        return map<T>(f, a, b, c);
+    }
+    void block(T* out, const T* const* in, unsigned contiguous, std::size_t n) const {
+        std::array<const T*, N> p;
+        std::copy(in, in + N, p.begin());
+        F g = f;
+        detail::row_for<0>(contiguous, n, out, p, g);
+    }
+};
+
+template <class T, std::size_t N, class F>
+Elementwise<T, N, F> elementwise(F f) {
+    static_assert(N >= 1 && N <= 3, "kernels::elementwise: 1 to 3 inputs");
+    return {std::move(f)};
 }
 
 }  // namespace tapegrad::kernels

@@ -31,17 +31,12 @@ void apply_tail(F& f, const T* p, T* o, std::size_t i, std::size_t n) {
 }
 
 template <class T, class F>
-Array<T> apply_batches(const Array<T>& x, F f) {
+void apply_batches(const T* p, T* o, std::size_t n, F f) {
     using B = xsimd::batch<T>;
     constexpr std::size_t lanes = B::size;
-    Array<T> y = Array<T>::from_shape(x.shape());
-    const std::size_t n = x.size();
-    const T* p = x.data();
-    T* o = y.data();
     std::size_t i = 0;
     for (; i + lanes <= n; i += lanes) f(B::load_unaligned(p + i)).store_unaligned(o + i);
     apply_tail<B>(f, p, o, i, n);  // the tail through the same code
-    return y;
 }
 
 // xsimd's exp (inside tanh and erf too) converts its scaled argument to an
@@ -85,13 +80,9 @@ B exp_batch(const B& v) {
 // they are computed, so the loop over an ordinary run is the plain loop: a
 // check and a branch in every batch made exp 1.8 times slower.
 template <class T, class F, class G>
-Array<T> apply_guarded(const Array<T>& x, F f, G g) {
+void apply_guarded(const T* p, T* o, std::size_t n, F f, G g) {
     using B = xsimd::batch<T>;
     constexpr std::size_t lanes = B::size, run = 32 * lanes;
-    Array<T> y = Array<T>::from_shape(x.shape());
-    const std::size_t n = x.size();
-    const T* p = x.data();
-    T* o = y.data();
     std::size_t i = 0;
     while (i + lanes <= n) {
         const std::size_t end = i + std::min(run, (n - i) / lanes * lanes);
@@ -103,7 +94,6 @@ Array<T> apply_guarded(const Array<T>& x, F f, G g) {
             for (; i < end; i += lanes) g(B::load_unaligned(p + i)).store_unaligned(o + i);
     }
     apply_tail<B>(g, p, o, i, n);  // the tail through the guarded code
-    return y;
 }
 
 // sin and cos: xsimd's range reduction for large arguments (beyond about
@@ -171,37 +161,43 @@ T fold_row(Fold fold, const T* p, std::size_t n) {
 }  // namespace
 
 template <class T>
-Array<T> apply(Fn fn, const Array<T>& x) {
+void apply_n(Fn fn, const T* x, T* y, std::size_t n) {
     using B = xsimd::batch<T>;
     switch (fn) {
         case Fn::exp:
-            return apply_guarded(x, plain_exp<B>, clamped_exp<B>);
-        case Fn::log: return apply_batches(x, [](const B& v) { return xsimd::log(v); });
-        case Fn::log1p: return apply_batches(x, [](const B& v) { return xsimd::log1p(v); });
-        case Fn::sqrt: return apply_batches(x, [](const B& v) { return xsimd::sqrt(v); });
-        case Fn::abs: return apply_batches(x, [](const B& v) { return xsimd::abs(v); });
+            return apply_guarded(x, y, n, plain_exp<B>, clamped_exp<B>);
+        case Fn::log: return apply_batches(x, y, n, [](const B& v) { return xsimd::log(v); });
+        case Fn::log1p: return apply_batches(x, y, n, [](const B& v) { return xsimd::log1p(v); });
+        case Fn::sqrt: return apply_batches(x, y, n, [](const B& v) { return xsimd::sqrt(v); });
+        case Fn::abs: return apply_batches(x, y, n, [](const B& v) { return xsimd::abs(v); });
         case Fn::tanh:
-            return apply_guarded(x, [](const B& v) { return xsimd::tanh(v); },
+            return apply_guarded(x, y, n, [](const B& v) { return xsimd::tanh(v); },
                                  [](const B& v) { return clamped(v, [](const B& c) { return xsimd::tanh(c); }); });
         case Fn::erf:
-            return apply_guarded(x, [](const B& v) { return xsimd::erf(v); },
+            return apply_guarded(x, y, n, [](const B& v) { return xsimd::erf(v); },
                                  [](const B& v) { return clamped(v, [](const B& c) { return xsimd::erf(c); }); });
         case Fn::sin: {
             auto f = [](const B& v) { return xsimd::sin(v); };
-            return apply_guarded(x, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::sin(a); }); });
+            return apply_guarded(x, y, n, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::sin(a); }); });
         }
         case Fn::cos: {
             auto f = [](const B& v) { return xsimd::cos(v); };
-            return apply_guarded(x, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::cos(a); }); });
+            return apply_guarded(x, y, n, f, [f](const B& v) { return scalar_for_large(v, f, [](T a) { return std::cos(a); }); });
         }
         case Fn::sigmoid:
-            return apply_guarded(x, [](const B& v) { return sigmoid_batch(v, plain_exp<B>); },
+            return apply_guarded(x, y, n, [](const B& v) { return sigmoid_batch(v, plain_exp<B>); },
                                  [](const B& v) { return sigmoid_batch(v, clamped_exp<B>); });
         case Fn::softplus:
-            return apply_guarded(x, [](const B& v) { return softplus_batch(v, plain_exp<B>); },
+            return apply_guarded(x, y, n, [](const B& v) { return softplus_batch(v, plain_exp<B>); },
                                  [](const B& v) { return softplus_batch(v, clamped_exp<B>); });
     }
-    return x;
+}
+
+template <class T>
+Array<T> apply(Fn fn, const Array<T>& x) {
+    Array<T> y = Array<T>::from_shape(x.shape());
+    apply_n(fn, x.data(), y.data(), x.size());
+    return y;
 }
 
 template <class T>
@@ -295,6 +291,7 @@ Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape) 
 
 #define TAPEGRAD_INSTANTIATE(T)                                                          \
     template Array<T> apply(Fn, const Array<T>&);                                        \
+    template void apply_n(Fn, const T*, T*, std::size_t);                                \
     template Array<T> fold_inner(Fold, const Array<T>&, std::size_t, const Dims&);       \
     template Array<T> fold_leading(Fold, const Array<T>&, std::size_t, const Dims&);     \
     template Array<T> logsumexp_inner(const Array<T>&, std::size_t, const Dims&);        \

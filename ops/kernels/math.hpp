@@ -4,6 +4,7 @@
 // with those ops. Instantiated for float and double in math.cpp.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 
 #include <tapegrad/ops/kernels/elementwise.hpp>
@@ -17,6 +18,24 @@ enum class Fn { exp, log, log1p, sqrt, abs, tanh, erf, sin, cos, sigmoid, softpl
 // depend on where it sits in the array.
 template <class T>
 Array<T> apply(Fn fn, const Array<T>& x);
+// The same on n contiguous elements, x to y (a block of a fused loop,
+// core/compile/). Each element's result is the one apply() gives it.
+template <class T>
+void apply_n(Fn fn, const T* x, T* y, std::size_t n);
+
+// fn as an op's forward (Op::forward), fusable like kernels::elementwise:
+//   auto y = op.forward(kernels::Unary<T>{Fn::exp});
+template <class T>
+struct Unary {
+    Fn fn;
+    Array<T> operator()(const Array<T>& x) const { return apply(fn, x); }
+    void block(T* out, const T* const* in, unsigned contiguous, std::size_t n) const {
+        if (contiguous & 1u) return apply_n(fn, in[0], out, n);
+        T v;  // one value repeated (a single-element input)
+        apply_n(fn, in[0], &v, 1);
+        std::fill(out, out + n, v);
+    }
+};
 
 enum class Fold { sum, max, min };
 

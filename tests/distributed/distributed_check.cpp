@@ -8,7 +8,9 @@
 //                uneven slices (3 ranks, without MPI) cover each batch once.
 //   resume       the main job's loop (training::Run) on 2 ranks with
 //                dropout, stopped after epoch 2 and resumed from the run
-//                checkpoint, ends bitwise equal to an uninterrupted 2-rank run.
+//                checkpoint, ends bitwise equal to an uninterrupted 2-rank run;
+//                the eager loop (gradients averaged during backward) ends
+//                bitwise equal to the compiled one (averaged after the replay).
 //   run          one job of killed_run.sh: uninterrupted, SIGKILLed
 //                mid-epoch, or resumed from the killed run's checkpoint.
 //   kill         rank 1 is killed (SIGKILL) at step 20: mpirun must end the
@@ -196,7 +198,8 @@ int equivalence(distributed::Session& s) {
 // own masks from its own generators: 4 epochs of 8 steps, a checkpoint every
 // 3 steps and after every epoch. Returns the hash of the final parameters.
 std::uint64_t train_run(distributed::Session& s, const std::string& checkpoint, const std::string& from,
-                        std::size_t stop, std::size_t kill_at_step = 0, std::size_t batch_size = 64) {
+                        std::size_t stop, std::size_t kill_at_step = 0, std::size_t batch_size = 64,
+                        bool eager = false) {
     Generator data_gen(4);
     const auto d = training::synthetic_classification(512, 12, 3, data_gen);
     training::Options o;
@@ -208,6 +211,7 @@ std::uint64_t train_run(distributed::Session& s, const std::string& checkpoint, 
     o.checkpoint = checkpoint;
     o.resume = from;
     o.stop_after_epoch = stop;
+    o.eager = eager;
     Generator gen(21);
     training::Run run(o, d, gen, &s);
     training::Hooks hooks;
@@ -246,6 +250,8 @@ int resume(distributed::Session& s, const std::string& dir) {
     train_run(s, dir + "/stopped.npz", "", 2);
     const auto resumed = train_run(s, dir + "/resumed.npz", dir + "/stopped.npz", 0);
     if (resumed != whole) return fail(s, "the resumed 2-rank run differs from the uninterrupted one");
+    const auto eager = train_run(s, dir + "/eager.npz", "", 0, 0, 64, /*eager=*/true);
+    if (eager != whole) return fail(s, "the eager 2-rank run differs from the compiled one");
     if (s.is_root()) std::printf("RESUME OK (dropout on, final hash %016llx)\n", (unsigned long long)whole);
     return 0;
 }

@@ -3,13 +3,16 @@
 // closed form d/dw sum(3 tanh(x w)) = 3 x^T (1 - tanh(x w)^2) computed in C.
 // Next to it, the consumer's own xtensor code keeps xtensor's defaults, and
 // a user-written op (both backward flavours) is gradchecked from the
-// installed headers, and hooks, transforms, checkpoint and cholesky are used.
+// installed headers, and hooks, transforms, checkpoint and cholesky are used,
+// and a step with a user-written elementwise op is captured and replayed.
 #include <cmath>
 #include <iostream>
 #include <type_traits>
 #include <vector>
 
+#include <tapegrad/core/compile/capture.hpp>
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 #include <tapegrad/tapegrad.hpp>
 #include <xtensor/xmath.hpp>
 using namespace tapegrad;
@@ -45,6 +48,16 @@ static_assert(std::is_same_v<xt::xarray<double>::allocator_type,
               "the consumer's xt::xarray must keep xtensor's default allocator");
 static_assert(!std::is_same_v<xt::xarray<double>, Array<double>>);
 static_assert(std::is_same_v<Tensor64::array_type, Array<double>>);
+
+// x^2 + 1, its forward as a function of one element: a captured step fuses
+// it with the elementwise ops beside it.
+Tensor64 square_plus_one(const Tensor64& x) {
+    Op<double> op("consumer::square_plus_one", {x});
+    auto y = op.forward(kernels::elementwise<double, 1>([](double v) { return v * v + 1; }));
+    return op.record(y, [sx = op.save(x)](VjpContext<double>& ctx, const Tensor64& g) {
+        return Grads<double>{g * ctx.unpack(sx) * 2.0};
+    });
+}
 
 int main() {
     Tensor64 w({{0.5, -1.0}, {2.0, 0.25}}, /*requires_grad=*/true);
@@ -124,6 +137,23 @@ int main() {
     if (!ok) {
         std::cout << "WRONG: hooks " << hook_calls << "/" << ready_calls << ", p.grad " << p.grad().value()
                   << ", hvp " << hvp.value() << ", vjp " << vjp.value() << ", cholesky " << l.value() << "\n";
+        return 1;
+    }
+
+    // A compiled step: loss = 3 sum((x q)^2 + 1), d loss/d q = 6 x^2 q.
+    Tensor64 q({0.5, -1.5}, true);
+    compile::StepFn<double> step = [&](const compile::StepInputs<double>& in) {
+        q.zero_grad();
+        auto loss = (square_plus_one(in.tensors[0] * q) * 3.0).sum();
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    auto compiled = compile::capture<double>(step, {{Tensor64({1.0, 2.0})}, {}});
+    const double replayed = compiled({{Tensor64({2.0, -1.0})}, {}})[0].item();
+    if (std::abs(replayed - 15.75) > 1e-12 || q.grad().value() != Array<double>{12.0, -9.0} ||
+        compiled.stats().fused_groups < 1) {
+        std::cout << "WRONG compiled step: loss " << replayed << ", q.grad " << q.grad().value() << ", fused runs "
+                  << compiled.stats().fused_groups << "\n";
         return 1;
     }
     std::cout << "ok\n";

@@ -6,11 +6,12 @@
 //   tapegrad_resume_run [--epochs N] [--checkpoint PATH] [--checkpoint-every N]
 //                       [--resume PATH] [--stop-after-epoch N] [--kill-at-step N]
 //                       [--seed N] [--lr X] [--batch-size N] [--optimizer NAME]
-//                       [--dropout X] [--final PATH]
+//                       [--dropout X] [--final PATH] [--eager 1] [--losses PATH]
 //
 // --kill-at-step raises SIGKILL right after that optimiser step: no cleanup
 // and no flushing, as a killed job gets. --final saves the model and the
-// optimiser state at the end.
+// optimiser state at the end. --eager 1 builds the graph every step instead
+// of replaying the compiled step; --losses writes the epoch's running mean loss after every step, one a line.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     o.hidden = {48, 24};
     o.lr = 3e-3;
     std::size_t kill_at_step = 0;
-    std::string final_path;
+    std::string final_path, losses_path;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i], value = argv[i + 1];
         const auto number = [&] { return static_cast<std::size_t>(std::stoull(value)); };
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
         else if (flag == "--optimizer") o.optimizer = value;
         else if (flag == "--dropout") o.dropout = std::stod(value);
         else if (flag == "--final") final_path = value;
+        else if (flag == "--eager") o.eager = value == "1";
+        else if (flag == "--losses") losses_path = value;
         else {
             std::fprintf(stderr, "tapegrad_resume_run: unknown option %s\n", flag.c_str());
             return 2;
@@ -58,7 +61,9 @@ int main(int argc, char** argv) {
         const auto train = training::synthetic_classification(1200, 32, 5, gen);
         training::Run run(o, train, gen);
         training::Hooks hooks;
-        hooks.on_step = [&](std::size_t, std::size_t, std::size_t, double) {
+        std::FILE* losses = losses_path.empty() ? nullptr : std::fopen(losses_path.c_str(), "w");
+        hooks.on_step = [&](std::size_t, std::size_t, std::size_t, double mean) {
+            if (losses) std::fprintf(losses, "%.9g\n", mean);
             if (kill_at_step && run.steps_done() == kill_at_step) std::raise(SIGKILL);
         };
         hooks.on_epoch = [](const training::EpochReport& r) {
@@ -66,6 +71,8 @@ int main(int argc, char** argv) {
             return 0.0;
         };
         run.train(hooks);
+        std::printf("compiled programs: %zu\n", run.compiled_programs());
+        if (losses) std::fclose(losses);
         if (!final_path.empty()) nn::save_checkpoint(final_path, run.model(), run.optimizer());
     } catch (const Error& e) {
         std::fprintf(stderr, "tapegrad_resume_run: %s\n", e.what());
