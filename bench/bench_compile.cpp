@@ -19,7 +19,7 @@
 //                                              are parameters: their gradients go to
 //                                              .grad; y is the program's output)
 //                                   unfused    replay captured with CaptureOptions::fuse
-//                                              off (only when the option exists)
+//                                              off (every op its own pass)
 //                                   reference  one loop per output, by hand
 //                                              (bench/fused_reference.hpp)
 //                                   Setup checks that the reference's y, dx (dw, db)
@@ -27,7 +27,8 @@
 //                                   the largest value, and exits otherwise.
 //
 // Counters: allocs and alloc_bytes (heap allocations of one step, counted
-// by bench/alloc_counter), loss (the MLPs, after the last step).
+// by bench/alloc_counter), loss (the MLPs, after the last step);
+// replays: program_ops, fused_groups, fused_ops (compile::ProgramStats).
 // docs/compile.md records a run; scripts/compare runs the act/ rows.
 #include <algorithm>
 #include <cmath>
@@ -126,7 +127,7 @@ public:
         update(!replay);
     }
     float loss() const { return loss_; }
-    std::size_t program_steps() const { return compiled_.stats().steps; }
+    compile::ProgramStats program_stats() const { return compiled_.stats(); }
 
 private:
     bench::MlpSpec spec_;
@@ -137,6 +138,14 @@ private:
     compile::StepInputs<float> inputs_;  // the batch of every step, as x_ and labels_ for eager
     compile::CompiledStep<float> compiled_;
 };
+
+// What the replayed program is made of: ops, and how many of them run in
+// fused groups (runs of elementwise ops replayed as one blocked loop).
+void report_program(benchmark::State& state, const compile::ProgramStats& s) {
+    state.counters["program_ops"] = double(s.steps);
+    state.counters["fused_groups"] = double(s.fused_groups);
+    state.counters["fused_ops"] = double(s.fused_ops);
+}
 
 void bm_chain(benchmark::State& state, bool replay) {
     bench::set_threads(1);
@@ -161,23 +170,7 @@ void bm_mlp(benchmark::State& state, const bench::MlpSpec& spec, bool replay) {
     bench::report_allocs(state, [&] { m->step(replay); });
     for (auto _ : state) m->step(replay);
     state.counters["loss"] = m->loss();
-    if (replay) state.counters["program_ops"] = double(m->program_steps());
-}
-
-// CaptureOptions::fuse (the fusion of elementwise steps) is detected rather
-// than named, so these rows build with and without it.
-template <class O>
-auto set_fuse(O& options, bool on, int) -> decltype(options.fuse = on, true) {
-    options.fuse = on;
-    return true;
-}
-template <class O>
-bool set_fuse(O&, bool, long) {
-    return false;
-}
-bool has_fuse_option() {
-    compile::CaptureOptions<float> o;
-    return set_fuse(o, true, 0);
+    if (replay) report_program(state, m->program_stats());
 }
 
 enum class Act { gelu, silu, layernorm };
@@ -208,7 +201,7 @@ public:
         wr_ = norm_.weight.value();
         br_ = norm_.bias.value();
         compiled_ = capture(true);
-        if (has_fuse_option()) unfused_ = capture(false);
+        unfused_ = capture(false);
         check();
     }
 
@@ -231,7 +224,7 @@ public:
         }
     }
     std::size_t elements() const { return rows_ * cols_; }
-    std::size_t program_steps() const { return compiled_.stats().steps; }
+    compile::ProgramStats stats(bool fused) const { return (fused ? compiled_ : unfused_).stats(); }
 
 private:
     static constexpr float kEps = 1e-5f;  // nn::LayerNorm's default
@@ -252,7 +245,7 @@ private:
     // gradients written to .grad; the seed g is a constant of the program.
     compile::CompiledStep<float> capture(bool fuse) {
         compile::CaptureOptions<float> options;
-        set_fuse(options, fuse, 0);
+        options.fuse = fuse;
         return compile::capture<float>(
             [this](const compile::StepInputs<float>&) {
                 Tensor y = apply(x_);
@@ -298,7 +291,6 @@ private:
             compare("eager", y.value(), tapegrad::grad(y, leaves(), g_));
         }
         for (auto* program : {&compiled_, &unfused_}) {
-            if (program == &unfused_ && !has_fuse_option()) continue;
             const tapegrad::Array<float> y = (*program)(no_inputs_)[0].value();
             std::vector<Tensor> grads;
             for (const auto& leaf : leaves()) grads.push_back(leaf.grad());
@@ -333,7 +325,7 @@ void bm_activation(benchmark::State& state, Act act, std::size_t rows, std::size
     bench::report_allocs(state, run);
     for (auto _ : state) run();
     state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(a->elements()));
-    if (variant != "eager" && variant != "reference") state.counters["program_ops"] = double(a->program_steps());
+    if (variant == "replay" || variant == "unfused") report_program(state, a->stats(variant == "replay"));
 }
 
 void register_all() {
@@ -352,8 +344,7 @@ void register_all() {
                 ->Unit(benchmark::kMicrosecond);
         }
     }
-    std::vector<std::string> variants{"eager", "replay", "reference"};
-    if (has_fuse_option()) variants.insert(variants.begin() + 2, "unfused");
+    const std::vector<std::string> variants{"eager", "replay", "unfused", "reference"};
     for (Act act : {Act::gelu, Act::silu, Act::layernorm})
         for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{128, 1024}, {1024, 4096}})
             for (const auto& variant : variants) {

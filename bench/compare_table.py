@@ -138,8 +138,8 @@ def activation_table(path, targets):
            f"1 thread: medians of {reps} interleaved repetitions (CPU time). reference: one loop per output "
            "vectorised with xsimd (bench/fused_reference.hpp), checked equal to tapegrad's within 1e-4 at setup.", "",
            "| activation | size | eager | replayed | replayed, fusion off | reference | eager/reference | "
-           "replayed/reference | replayed/eager | fused/unfused | target | met |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "replayed/reference | replayed/eager | fused/unfused | replayed program | target | met |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     cases = []
     for name in runs:
         parts = name.split("/")
@@ -151,13 +151,16 @@ def activation_table(path, targets):
         t = {v: median(runs, f"act/{act}/{size}/{v}", "cpu") for v in ("eager", "replay", "unfused", "reference")}
         r = ratio(t["replay"], t["reference"])
         verdict = check(r, 1.1)
+        ops, fused, groups = (median(runs, f"act/{act}/{size}/replay", k)
+                              for k in ("program_ops", "fused_ops", "fused_groups"))
+        program = "–" if ops is None else f"{ops:.0f}" + (f" ops, {fused:.0f} fused in {groups:.0f} loops" if fused else " ops")
         if verdict != "n/a":
             targets.append(verdict)
         out.append(f"| {ACT_LABEL.get(act, act)} | {size.replace('x', '×')} | {fmt_time(t['eager'])} | "
                    f"{fmt_time(t['replay'])} | {fmt_time(t['unfused'])} | {fmt_time(t['reference'])} | "
                    f"{fmt_ratio(ratio(t['eager'], t['reference']))} | {fmt_ratio(r)} | "
                    f"{fmt_ratio(ratio(t['replay'], t['eager']))} | {fmt_ratio(ratio(t['replay'], t['unfused']))} | "
-                   f"replayed ≤ 1.1× reference | {verdict} |")
+                   f"{program} | replayed ≤ 1.1× reference | {verdict} |")
     return out
 
 
