@@ -44,7 +44,9 @@ def fmt_time(seconds):
 
 
 def fmt_ratio(r):
-    return "–" if r is None else f"{r:.2f}"
+    if r is None:
+        return "–"
+    return f"{r:.3f}" if r < 0.1 else f"{r:.2f}"  # the replayed tape rows are judged at 0.01
 
 
 def ratio(a, b):
@@ -153,7 +155,7 @@ def activation_table(path, targets):
         verdict = check(r, 1.1)
         ops, fused, groups = (median(runs, f"act/{act}/{size}/replay", k)
                               for k in ("program_ops", "fused_ops", "fused_groups"))
-        program = "–" if ops is None else f"{ops:.0f}" + (f" ops, {fused:.0f} fused in {groups:.0f} loops" if fused else " ops")
+        program = "–" if ops is None else f"{ops:.0f}" + (f" ops, {fused:.0f} fused in {groups:.0f} loop{'s' if groups != 1 else ''}" if fused else " ops")
         if verdict != "n/a":
             targets.append(verdict)
         out.append(f"| {ACT_LABEL.get(act, act)} | {size.replace('x', '×')} | {fmt_time(t['eager'])} | "
