@@ -38,7 +38,8 @@ struct Engine {
 
 std::vector<Engine> engines() {
     std::vector<Engine> e{{"tapegrad", bench::make_tapegrad_trainer, bench::make_tapegrad_chain,
-                           bench::make_tapegrad_pass}};
+                           bench::make_tapegrad_pass},
+                          {"replay", bench::make_replay_trainer, bench::make_replay_chain, bench::make_replay_pass}};
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
     e.push_back({"libtorch", bench::make_torch_trainer, bench::make_torch_chain, bench::make_torch_pass});
 #endif
@@ -129,6 +130,7 @@ void register_all() {
     for (const auto& spec : bench::mlp_specs())
         for (int threads : {1, 2})
             for (const auto& e : all) {
+                if (e.name == "replay" && threads != 1) continue;  // the targets are 1-thread
                 if (!e.trainer(spec)) continue;  // an engine built for other shapes only
                 const std::string name = "mlp/" + spec.name + "/" + e.name + "/t" + std::to_string(threads);
                 auto* b = benchmark::RegisterBenchmark(

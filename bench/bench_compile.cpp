@@ -9,11 +9,34 @@
 //                                   update runs eagerly in both: replays read
 //                                   the parameters live)
 //
+//   act/<gelu|silu|layernorm>/<rows>x<cols>/<variant>  forward + backward of one
+//                                   activation (float32; LayerNorm over the last
+//                                   axis, with weight and bias): y = f(x), then
+//                                   dx (and dw, db) for a seed g. Variants:
+//                                   eager      composed from ops, grad(y, {x, ...}, g)
+//                                   replay     the same, captured once and replayed
+//                                              (x and LayerNorm's weight and bias
+//                                              are parameters: their gradients go to
+//                                              .grad; y is the program's output)
+//                                   unfused    replay captured with CaptureOptions::fuse
+//                                              off (every op its own pass)
+//                                   reference  one loop per output, by hand
+//                                              (bench/fused_reference.hpp)
+//                                   Setup checks that the reference's y, dx (dw, db)
+//                                   equal the replay's and eager's within 1e-4 of
+//                                   the largest value, and exits otherwise.
+//
 // Counters: allocs and alloc_bytes (heap allocations of one step, counted
-// by bench/alloc_counter), loss (the MLPs, after the last step).
-// docs/compile.md records a run.
+// by bench/alloc_counter), loss (the MLPs, after the last step);
+// replays: program_ops, fused_groups, fused_ops (compile::ProgramStats).
+// docs/compile.md records a run; scripts/compare runs the act/ rows.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 
 #include <xtensor/xnoalias.hpp>
@@ -23,6 +46,7 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "bench_common.hpp"
+#include "fused_reference.hpp"
 
 namespace {
 
@@ -103,7 +127,7 @@ public:
         update(!replay);
     }
     float loss() const { return loss_; }
-    std::size_t program_steps() const { return compiled_.stats().steps; }
+    compile::ProgramStats program_stats() const { return compiled_.stats(); }
 
 private:
     bench::MlpSpec spec_;
@@ -114,6 +138,14 @@ private:
     compile::StepInputs<float> inputs_;  // the batch of every step, as x_ and labels_ for eager
     compile::CompiledStep<float> compiled_;
 };
+
+// What the replayed program is made of: ops, and how many of them run in
+// fused groups (runs of elementwise ops replayed as one blocked loop).
+void report_program(benchmark::State& state, const compile::ProgramStats& s) {
+    state.counters["program_ops"] = double(s.steps);
+    state.counters["fused_groups"] = double(s.fused_groups);
+    state.counters["fused_ops"] = double(s.fused_ops);
+}
 
 void bm_chain(benchmark::State& state, bool replay) {
     bench::set_threads(1);
@@ -138,7 +170,162 @@ void bm_mlp(benchmark::State& state, const bench::MlpSpec& spec, bool replay) {
     bench::report_allocs(state, [&] { m->step(replay); });
     for (auto _ : state) m->step(replay);
     state.counters["loss"] = m->loss();
-    if (replay) state.counters["program_ops"] = double(m->program_steps());
+    if (replay) report_program(state, m->program_stats());
+}
+
+enum class Act { gelu, silu, layernorm };
+const char* act_name(Act a) { return a == Act::gelu ? "gelu" : a == Act::silu ? "silu" : "layernorm"; }
+
+// One activation at one size: its tensors, the programs and the reference's
+// buffers, made once and checked against each other.
+class Activation {
+public:
+    Activation(Act act, std::size_t rows, std::size_t cols)
+        : act_(act), rows_(rows), cols_(cols), norm_(cols), ref_ln_(rows, cols),
+          y_ref_(bench::fused::Matrix::from_shape({rows, cols})),
+          dx_ref_(bench::fused::Matrix::from_shape({rows, cols})) {
+        std::mt19937_64 gen(bench::kSeed + 400 + std::uint64_t(act));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        std::vector<float> x(rows * cols), g(rows * cols), w(cols), b(cols);
+        for (auto* v : {&x, &g, &w, &b})
+            for (auto& e : *v) e = normal(gen);
+        x_ = Tensor::from_data(x.data(), {rows, cols}, true);
+        g_ = Tensor::from_data(g.data(), {rows, cols});
+        {
+            tapegrad::NoGradGuard no_grad;  // weight and bias other than 1 and 0, so that both count
+            norm_.weight.modify([&](auto& v) { std::copy(w.begin(), w.end(), v.begin()); });
+            norm_.bias.modify([&](auto& v) { std::copy(b.begin(), b.end(), v.begin()); });
+        }
+        xr_ = x_.value();
+        gr_ = g_.value();
+        wr_ = norm_.weight.value();
+        br_ = norm_.bias.value();
+        compiled_ = capture(true);
+        unfused_ = capture(false);
+        check();
+    }
+
+    void eager() { (void)tapegrad::grad(apply(x_), leaves(), g_); }
+    void replay(bool fused) { (void)(fused ? compiled_ : unfused_)(no_inputs_); }
+    void reference() {
+        switch (act_) {
+            case Act::gelu:
+                bench::fused::gelu_forward(xr_, y_ref_);
+                bench::fused::gelu_backward(xr_, gr_, dx_ref_);
+                break;
+            case Act::silu:
+                bench::fused::silu_forward(xr_, y_ref_);
+                bench::fused::silu_backward(xr_, gr_, dx_ref_);
+                break;
+            case Act::layernorm:
+                ref_ln_.forward(xr_, wr_, br_, kEps);
+                ref_ln_.backward(xr_, gr_, wr_);
+                break;
+        }
+    }
+    std::size_t elements() const { return rows_ * cols_; }
+    compile::ProgramStats stats(bool fused) const { return (fused ? compiled_ : unfused_).stats(); }
+
+private:
+    static constexpr float kEps = 1e-5f;  // nn::LayerNorm's default
+
+    Tensor apply(const Tensor& x) {
+        switch (act_) {
+            case Act::gelu: return tapegrad::nn::gelu(x);
+            case Act::silu: return tapegrad::nn::silu(x);
+            case Act::layernorm: return norm_(x);
+        }
+        return {};
+    }
+    std::vector<Tensor> leaves() const {
+        return act_ == Act::layernorm ? std::vector<Tensor>{x_, norm_.weight, norm_.bias} : std::vector<Tensor>{x_};
+    }
+
+    // x (and the weight and bias) are leaves of the step: read live, their
+    // gradients written to .grad; the seed g is a constant of the program.
+    compile::CompiledStep<float> capture(bool fuse) {
+        compile::CaptureOptions<float> options;
+        options.fuse = fuse;
+        return compile::capture<float>(
+            [this](const compile::StepInputs<float>&) {
+                Tensor y = apply(x_);
+                y.backward(g_);
+                return std::vector<Tensor>{y};
+            },
+            no_inputs_, options);
+    }
+
+    // max |a - b| <= 1e-4 max |b|, or the program exits naming the case.
+    void expect_close(const char* engine, const char* what, const tapegrad::Array<float>& got,
+                      const float* want, std::size_t n) const {
+        double worst = 0, scale = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            scale = std::max(scale, double(std::fabs(want[i])));
+            worst = std::max(worst, double(std::fabs(got.data()[i] - want[i])));
+        }
+        if (got.size() != n || !(worst <= 1e-4 * scale)) {
+            std::fprintf(stderr,
+                         "act/%s/%zux%zu: %s %s differs from the reference: max |difference| %g, max |reference| %g "
+                         "(%zu vs %zu elements)\n",
+                         act_name(act_), rows_, cols_, engine, what, worst, scale, std::size_t(got.size()), n);
+            std::exit(1);
+        }
+    }
+
+    void check() {
+        reference();
+        const bool ln = act_ == Act::layernorm;
+        const float* y_ref = ln ? ref_ln_.y.data() : y_ref_.data();
+        const float* dx_ref = ln ? ref_ln_.dx.data() : dx_ref_.data();
+        const std::size_t n = elements();
+        auto compare = [&](const char* engine, const tapegrad::Array<float>& y, const std::vector<Tensor>& grads) {
+            expect_close(engine, "y", y, y_ref, n);
+            expect_close(engine, "dx", grads[0].value(), dx_ref, n);
+            if (ln) {
+                expect_close(engine, "dweight", grads[1].value(), ref_ln_.dw.data(), cols_);
+                expect_close(engine, "dbias", grads[2].value(), ref_ln_.db.data(), cols_);
+            }
+        };
+        {
+            Tensor y = apply(x_);
+            compare("eager", y.value(), tapegrad::grad(y, leaves(), g_));
+        }
+        for (auto* program : {&compiled_, &unfused_}) {
+            const tapegrad::Array<float> y = (*program)(no_inputs_)[0].value();
+            std::vector<Tensor> grads;
+            for (const auto& leaf : leaves()) grads.push_back(leaf.grad());
+            compare(program == &compiled_ ? "replay" : "unfused replay", y, grads);
+        }
+    }
+
+    Act act_;
+    std::size_t rows_, cols_;
+    tapegrad::nn::LayerNorm<float> norm_;
+    Tensor x_, g_;
+    compile::StepInputs<float> no_inputs_;
+    compile::CompiledStep<float> compiled_, unfused_;
+    bench::fused::Matrix xr_, gr_;  // the reference's copies of x and g, and its outputs
+    bench::fused::Vector wr_, br_;
+    bench::fused::LayerNorm ref_ln_;
+    bench::fused::Matrix y_ref_, dx_ref_;
+};
+
+void bm_activation(benchmark::State& state, Act act, std::size_t rows, std::size_t cols, const std::string& variant) {
+    bench::set_threads(1);
+    static std::map<std::string, std::unique_ptr<Activation>> cases;
+    auto& a = cases[std::string(act_name(act)) + std::to_string(rows)];
+    if (!a) a = std::make_unique<Activation>(act, rows, cols);
+    auto run = [&] {
+        if (variant == "eager") a->eager();
+        else if (variant == "replay") a->replay(true);
+        else if (variant == "unfused") a->replay(false);
+        else a->reference();
+    };
+    if (!bench::smoke_mode()) run();
+    bench::report_allocs(state, run);
+    for (auto _ : state) run();
+    state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(a->elements()));
+    if (variant == "replay" || variant == "unfused") report_program(state, a->stats(variant == "replay"));
 }
 
 void register_all() {
@@ -157,6 +344,18 @@ void register_all() {
                 ->Unit(benchmark::kMicrosecond);
         }
     }
+    const std::vector<std::string> variants{"eager", "replay", "unfused", "reference"};
+    for (Act act : {Act::gelu, Act::silu, Act::layernorm})
+        for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{128, 1024}, {1024, 4096}})
+            for (const auto& variant : variants) {
+                const std::string name = std::string("act/") + act_name(act) + "/" + std::to_string(rows) + "x" +
+                                         std::to_string(cols) + "/" + variant;
+                benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
+                    bm_activation(s, act, rows, cols, variant);
+                })
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMicrosecond);
+            }
 }
 
 }  // namespace

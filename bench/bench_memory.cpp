@@ -12,12 +12,20 @@
 //                 (counted allocations; glibc's mallinfo2 view beside it)
 //   faults        minor page faults per step during those steps: pages the
 //                 allocator handed back to the kernel and the step touched again
+//   live          bytes in use before and after those steps (growth is their
+//                 difference)
 //   loss          the loss of the first step: equal across engines, since
 //                 they start from the same weights and batch
 //
-// Usage: tapegrad_bench_memory [--steps=10000] [--wide-steps=20]
-//                              [--engines=tapegrad,libtorch,dlib,floor] [--out=memory.json]
-// --steps applies to the two small MLPs, --wide-steps to the 1024 one.
+// Engine "replay" is tapegrad's step captured once (compile::capture, in
+// its constructor: counted, like the model) and replayed; its SGD update
+// runs eagerly after each replay.
+//
+// Usage: tapegrad_bench_memory [--steps=10000] [--wide-steps=20] [--replay-steps=100000]
+//                              [--engines=tapegrad,replay,libtorch,dlib,floor] [--out=memory.json]
+// --steps applies to the two small MLPs, --wide-steps to the 1024 one,
+// --replay-steps to the replayed tiny MLP (the issue asks for flat memory
+// over 100,000 replays).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -42,7 +50,7 @@ struct Result {
     double first_loss = 0;
     std::int64_t allocs_per_step = 0, bytes_per_step = 0;
     std::int64_t peak = 0, reference = 0, params = 0, saved = 0;
-    std::int64_t growth = 0, heap_growth = 0;
+    std::int64_t growth = 0, heap_growth = 0, live_start = 0, live_end = 0;
     std::int64_t graph_nodes_before = 0, graph_nodes_after = 0;
     double faults_per_step = 0;  // minor page faults: fresh pages the step touched
 };
@@ -55,6 +63,7 @@ long minor_faults() {
 
 std::unique_ptr<bench::Trainer> make(const std::string& engine, const bench::MlpSpec& spec) {
     if (engine == "tapegrad") return bench::make_tapegrad_trainer(spec);
+    if (engine == "replay") return bench::make_replay_trainer(spec);
     if (engine == "floor") return bench::make_floor_trainer(spec);
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
     if (engine == "libtorch") return bench::make_torch_trainer(spec);
@@ -99,7 +108,9 @@ Result measure(const std::string& engine, const bench::MlpSpec& spec, long steps
     const long faults0 = minor_faults();
     for (long i = 0; i < steps; ++i) t->step();
     r.faults_per_step = steps > 0 ? double(minor_faults() - faults0) / double(steps) : 0.0;
-    r.growth = bench::alloc_stats().live - live0;
+    r.live_start = live0;
+    r.live_end = bench::alloc_stats().live;
+    r.growth = r.live_end - live0;
     r.heap_growth = bench::heap_in_use() - heap0;
     r.graph_nodes_after = tapegrad::live_graph_nodes();
     t.reset();
@@ -123,6 +134,7 @@ std::string json(const std::vector<Result>& rs) {
            << ", \"bytes_per_step\": " << r.bytes_per_step << ", \"peak_bytes\": " << r.peak
            << ", \"reference_bytes\": " << r.reference << ", \"param_bytes\": " << r.params
            << ", \"saved_activation_bytes\": " << r.saved << ", \"growth_bytes\": " << r.growth
+           << ", \"live_start_bytes\": " << r.live_start << ", \"live_end_bytes\": " << r.live_end
            << ", \"mallinfo_growth_bytes\": " << r.heap_growth << ", \"graph_nodes_before\": " << r.graph_nodes_before
            << ", \"graph_nodes_after\": " << r.graph_nodes_after << ", \"faults_per_step\": " << r.faults_per_step
            << "}" << (i + 1 < rs.size() ? "," : "") << "\n";
@@ -134,9 +146,9 @@ std::string json(const std::vector<Result>& rs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    long steps = 10000, wide_steps = 20;
+    long steps = 10000, wide_steps = 20, replay_steps = 100000;
     std::string out;
-    std::vector<std::string> engines{"tapegrad",
+    std::vector<std::string> engines{"tapegrad", "replay",
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
                                      "libtorch",
 #endif
@@ -152,6 +164,7 @@ int main(int argc, char** argv) {
         };
         if (auto v = value("--steps=")) steps = std::atol(v);
         else if (auto v = value("--wide-steps=")) wide_steps = std::atol(v);
+        else if (auto v = value("--replay-steps=")) replay_steps = std::atol(v);
         else if (auto v = value("--out=")) out = v;
         else if (auto v = value("--engines=")) {
             engines.clear();
@@ -159,7 +172,8 @@ int main(int argc, char** argv) {
             for (std::string e; std::getline(ss, e, ',');) engines.push_back(e);
         } else {
             std::fprintf(stderr,
-                         "usage: %s [--steps=N] [--wide-steps=N] [--engines=tapegrad,libtorch,dlib,floor] [--out=file.json]\n",
+                         "usage: %s [--steps=N] [--wide-steps=N] [--replay-steps=N] "
+                         "[--engines=tapegrad,replay,libtorch,dlib,floor] [--out=file.json]\n",
                          argv[0]);
             return 2;
         }
@@ -172,21 +186,25 @@ int main(int argc, char** argv) {
     bench::set_threads(1);
 
     std::vector<Result> results;
-    std::printf("%-10s %-24s %8s %12s %12s %12s %6s %10s %14s %10s %10s\n", "engine", "mlp", "allocs", "alloc/step",
-                "peak", "reference", "ratio", "growth", "mallinfo grow", "faults", "loss");
+    std::printf("%-10s %-24s %8s %12s %12s %12s %6s %8s %10s %14s %12s %12s %10s %10s\n", "engine", "mlp", "allocs",
+                "alloc/step", "peak", "reference", "ratio", "steps", "growth", "mallinfo grow", "live start", "live end",
+                "faults", "loss");
     for (const auto& spec : bench::mlp_specs())
         for (const auto& engine : engines) {
-            const long n = spec.batch >= 1024 ? wide_steps : steps;
+            const bool tiny = spec.sizes.front() < 784;
+            const long n = spec.batch >= 1024 ? wide_steps : engine == "replay" && tiny ? replay_steps : steps;
             Result r = measure(engine, spec, n);
-            std::printf("%-10s %-24s %8lld %12s %12s %12s %6.2f %10lld %14lld %10.1f %10.6f\n", r.engine.c_str(),
-                        r.mlp.c_str(), (long long)r.allocs_per_step, mib(r.bytes_per_step).c_str(), mib(r.peak).c_str(),
-                        mib(r.reference).c_str(), double(r.peak) / double(r.reference), (long long)r.growth,
-                        (long long)r.heap_growth, r.faults_per_step, r.first_loss);
+            std::printf("%-10s %-24s %8lld %12s %12s %12s %6.2f %8ld %10lld %14lld %12lld %12lld %10.1f %10.6f\n",
+                        r.engine.c_str(), r.mlp.c_str(), (long long)r.allocs_per_step, mib(r.bytes_per_step).c_str(),
+                        mib(r.peak).c_str(), mib(r.reference).c_str(), double(r.peak) / double(r.reference), r.steps,
+                        (long long)r.growth, (long long)r.heap_growth, (long long)r.live_start, (long long)r.live_end,
+                        r.faults_per_step, r.first_loss);
             std::fflush(stdout);
             results.push_back(r);
         }
-    std::printf("growth: bytes still allocated after --steps more steps (%ld; %ld for the 1024 MLP)\n", steps,
-                wide_steps);
+    std::printf("growth: bytes still allocated after --steps more steps (%ld; %ld for the 1024 MLP; %ld for the "
+                "replayed tiny MLP)\n",
+                steps, wide_steps, replay_steps);
 
     // The engines start from the same weights and batch: their first losses agree.
     int status = 0;

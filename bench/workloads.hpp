@@ -4,7 +4,8 @@
 // its own file:
 //
 //   workloads_tapegrad.cpp  tapegrad tensor ops (matmul, add, maximum, logsumexp,
-//                           gather, mean; SGD under NoGradGuard) and nn/ for the block
+//                           gather, mean; SGD under NoGradGuard) and nn/ for the block;
+//                           the same steps captured and replayed (engine "replay")
 //   workloads_floor.cpp     hand-placed cblas_sgemm calls plus minimal loops
 //   workloads_torch.cpp     libtorch's C++ API (built only when Torch is found)
 //   workloads_dlib.cpp      dlib's DNN module, MLPs only (built only when dlib is found)
@@ -97,6 +98,11 @@ std::unique_ptr<Trainer> make_tapegrad_trainer(const MlpSpec& spec);
 std::unique_ptr<Trainer> make_floor_trainer(const MlpSpec& spec);
 std::unique_ptr<Chain> make_tapegrad_chain(int length);
 std::unique_ptr<Pass> make_tapegrad_pass(const PassSpec& spec);
+// The same tapegrad workloads captured once (compile::capture) and replayed;
+// the SGD update runs eagerly after each replay.
+std::unique_ptr<Trainer> make_replay_trainer(const MlpSpec& spec);
+std::unique_ptr<Chain> make_replay_chain(int length);
+std::unique_ptr<Pass> make_replay_pass(const PassSpec& spec);
 
 // Measures one tapegrad forward with the profiler and returns the bytes its
 // ops saved for backward, excluding parameters (matmul may save the weight:

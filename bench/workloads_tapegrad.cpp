@@ -2,7 +2,15 @@
 // write them without nn/: matmul, + bias, maximum(z, 0) for ReLU, softmax
 // cross-entropy as mean(logsumexp(z) - z[label]), and SGD under NoGradGuard
 // through modify().
+//
+// The "replay" engine runs the same steps captured once with
+// compile::capture (core/compile/capture.hpp) and replayed: the batch (and
+// the labels) are the program's inputs, the parameters are read live, the
+// SGD update runs eagerly after each replay (a replay writes .grad afresh,
+// so there is nothing to zero).
 #include <xtensor/xnoalias.hpp>
+
+#include <tapegrad/core/compile/capture.hpp>
 
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
@@ -12,6 +20,7 @@
 namespace bench {
 
 using tapegrad::Tensor;
+namespace compile = tapegrad::compile;
 
 namespace {
 
@@ -28,32 +37,37 @@ public:
         }
     }
 
-    void forward() override {
-        Tensor h = x_;
+    Tensor loss_of(const Tensor& x, const tapegrad::Index& labels) const {
+        Tensor h = x;
         for (std::size_t l = 0; l < spec_.layers(); ++l) {
             Tensor z = tapegrad::matmul(h, weights_[l]) + biases_[l];
             h = l + 1 < spec_.layers() ? tapegrad::maximum(z, 0.0f) : z;
         }
         // Softmax cross-entropy: logsumexp(z) - z[label], averaged.
         Tensor lse = tapegrad::logsumexp(h, {1}, /*keepdims=*/true);
-        Tensor picked = tapegrad::gather(h, 1, labels_, tapegrad::Shape{spec_.batch, 1});
-        loss_ = tapegrad::mean(lse - picked);
+        Tensor picked = tapegrad::gather(h, 1, labels, tapegrad::Shape{spec_.batch, 1});
+        return tapegrad::mean(lse - picked);
     }
+
+    void forward() override { loss_ = loss_of(x_, labels_); }
 
     void backward() override { loss_.backward(); }
 
-    void update() override {
+    void update() override { sgd(/*zero_grad=*/true); }
+
+    void sgd(bool zero_grad) {
         tapegrad::NoGradGuard no_grad;
         for (auto* params : {&weights_, &biases_})
             for (auto& p : *params) {
                 p.modify([&](auto& v) { xt::noalias(v) -= kLearningRate * p.grad().value(); });
-                p.zero_grad();
+                if (zero_grad) p.zero_grad();
             }
     }
 
     float loss() const override { return loss_.item(); }
 
 private:
+    friend class ReplayTrainer;
     MlpSpec spec_;
     Tensor x_;
     tapegrad::Index labels_;
@@ -69,15 +83,16 @@ public:
         b_ = Tensor({0.1f, 0.2f, 0.3f, 0.4f}, true);
         seed_ = Tensor::ones({4});
     }
-    Tensor run() {
-        Tensor y = x_;
+    Tensor run(const Tensor& x) const {
+        Tensor y = x;
         for (int i = 0; i < length_; ++i) y = (i % 2 == 0) ? y * w_ : y + b_;
         return y;
     }
-    void forward() override { (void)run(); }
-    void forward_backward() override { run().backward(seed_); }
+    void forward() override { (void)run(x_); }
+    void forward_backward() override { run(x_).backward(seed_); }
 
 private:
+    friend class ReplayChain;
     int length_;
     Tensor x_, w_, b_, seed_;
 };
@@ -100,27 +115,110 @@ public:
         labels_ = pass_labels(spec);
     }
 
+    Tensor loss_of(const Tensor& x, const tapegrad::Index& labels) {
+        if (spec_.name == "ffn") {
+            Tensor h = tapegrad::nn::gelu(tapegrad::matmul(norm_(x), w1_) + b1_);
+            return tapegrad::sum(x + tapegrad::matmul(h, w2_) + b2_);
+        }
+        return tapegrad::nn::cross_entropy(tapegrad::matmul(x, w1_) + b1_, labels);
+    }
     void run() override {
         for (Tensor* p : {&w1_, &b1_, &w2_, &b2_, &norm_.weight, &norm_.bias})
             if (p->defined()) p->zero_grad();
-        if (spec_.name == "ffn") {
-            Tensor h = tapegrad::nn::gelu(tapegrad::matmul(norm_(x_), w1_) + b1_);
-            loss_ = tapegrad::sum(x_ + tapegrad::matmul(h, w2_) + b2_);
-        } else {
-            loss_ = tapegrad::nn::cross_entropy(tapegrad::matmul(x_, w1_) + b1_, labels_);
-        }
+        loss_ = loss_of(x_, labels_);
         loss_.backward();
     }
     float loss() const override { return loss_.item(); }
 
 private:
+    friend class ReplayPass;
     PassSpec spec_;
     tapegrad::nn::LayerNorm<float> norm_;
     Tensor x_, w1_, b1_, w2_, b2_, loss_;
     tapegrad::Index labels_;
 };
 
+// The replayed engine. Each class keeps the eager model (its parameters and
+// batch) and a program captured from the same loss. Replays hand back the
+// loss; it is read as a number (item()), so the caller holds no output and
+// the next replay reuses the output tensor (no allocation).
+class ReplayTrainer final : public Trainer {
+public:
+    explicit ReplayTrainer(const MlpSpec& spec) : model_(spec) {
+        inputs_ = {{model_.x_}, {model_.labels_}};
+        compiled_ = compile::capture<float>(
+            [this](const compile::StepInputs<float>& in) {
+                Tensor loss = model_.loss_of(in.tensors[0], in.indices[0]);
+                loss.backward();
+                return std::vector<Tensor>{loss};
+            },
+            inputs_);
+    }
+    void forward() override { loss_ = compiled_(inputs_)[0].item(); }  // forward and backward
+    void backward() override {}
+    void update() override { model_.sgd(/*zero_grad=*/false); }
+    float loss() const override { return loss_; }
+
+private:
+    TapegradTrainer model_;
+    compile::StepInputs<float> inputs_;
+    compile::CompiledStep<float> compiled_;
+    float loss_ = 0;
+};
+
+class ReplayChain final : public Chain {
+public:
+    explicit ReplayChain(int length) : model_(length) {
+        inputs_ = {{model_.x_}, {}};
+        compiled_ = compile::capture<float>(
+            [this](const compile::StepInputs<float>& in) {
+                Tensor y = model_.run(in.tensors[0]);
+                y.backward(model_.seed_);
+                return std::vector<Tensor>{};
+            },
+            inputs_);
+        forward_only_ = compile::capture<float>(
+            [this](const compile::StepInputs<float>& in) { return std::vector<Tensor>{model_.run(in.tensors[0])}; },
+            inputs_);
+    }
+    // The forward program returns y; it is not held, so the next replay
+    // copies into the same tensor.
+    void forward() override { (void)forward_only_(inputs_); }
+    void forward_backward() override { (void)compiled_(inputs_); }
+
+private:
+    TapegradChain model_;
+    compile::StepInputs<float> inputs_;
+    compile::CompiledStep<float> compiled_, forward_only_;
+};
+
+class ReplayPass final : public Pass {
+public:
+    explicit ReplayPass(const PassSpec& spec) : model_(spec) {
+        inputs_ = {{model_.x_}, {model_.labels_}};
+        compiled_ = compile::capture<float>(
+            [this](const compile::StepInputs<float>& in) {
+                Tensor loss = model_.loss_of(in.tensors[0], in.indices[0]);
+                loss.backward();
+                return std::vector<Tensor>{loss};
+            },
+            inputs_);
+    }
+    void run() override { loss_ = compiled_(inputs_)[0].item(); }
+    float loss() const override { return loss_; }
+
+private:
+    TapegradPass model_;
+    compile::StepInputs<float> inputs_;
+    compile::CompiledStep<float> compiled_;
+    float loss_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<Trainer> make_replay_trainer(const MlpSpec& spec) { return std::make_unique<ReplayTrainer>(spec); }
+std::unique_ptr<Chain> make_replay_chain(int length) { return std::make_unique<ReplayChain>(length); }
+std::unique_ptr<Pass> make_replay_pass(const PassSpec& spec) { return std::make_unique<ReplayPass>(spec); }
 
 std::unique_ptr<Pass> make_tapegrad_pass(const PassSpec& spec) { return std::make_unique<TapegradPass>(spec); }
 
