@@ -449,3 +449,15 @@ TEST_CASE("compile: a Dropout or RReLU captured in training mode refuses a repla
         CHECK_NOTHROW(compiled({{Tensor64({1.0, -2.0, 3.0})}, {}}));  // the program is still usable
     }
 }
+
+TEST_CASE("compile: an index input no op reads (a copy of the labels used instead) is refused") {
+    Tensor64 w({{0.5, -1.0, 2.0}, {1.0, 0.5, -0.5}}, true);
+    compile::StepFn<double> copied = [&](const StepInputs<double>& in) {
+        Index labels = in.indices[0];  // a copy: would be a constant of the program
+        auto loss = nn::cross_entropy(matmul(in.tensors[0], w), labels);
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    CHECK_THROWS_WITH_AS(compile::capture<double>(copied, {{Tensor64({{1.0, 2.0}})}, {{2}}}),
+                         doctest::Contains("index input 0 was read by no op"), GraphError);
+}

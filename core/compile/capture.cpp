@@ -11,6 +11,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include <tapegrad/core/memory.hpp>
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/op.hpp>
 #include <tapegrad/ops/kernels/elementwise.hpp>
@@ -100,6 +101,7 @@ struct CompiledStep<T>::Program {
     std::vector<Listed> listed;
     std::vector<BasicTensor<T>> captured_outputs;
     std::vector<BasicTensor<T>> latest;  // the outputs of the last call
+    std::vector<bool> output_moves;      // output k's buffer can be handed over (see plan)
     std::vector<const Array<T>*> args;  // scratch for a step's inputs
     std::vector<const T*> block_args;   // ... and a fused member's
     StepFn<T> step_fn;                  // kept for verify
@@ -169,6 +171,19 @@ public:
     // After the step returned: its outputs, the parameters' gradients, and
     // the check that nothing was written in place behind the recorder's back.
     void finish(const std::vector<BasicTensor<T>>& outs) {
+        // An index input no op read: the step used a copy of it (`Index labels =
+        // in.indices[0];`) or other labels, which would be constants of the
+        // program, the capture batch's labels on every replay.
+        for (std::size_t k = 0; k < inputs_.indices.size(); ++k) {
+            bool read = false;
+            for (const auto& b : p_.bound) read = read || b.input == k;
+            if (!read)
+                throw GraphError("capture: index input " + std::to_string(k) +
+                                 " was read by no op; an op given a copy of it (Index labels = in.indices[" +
+                                 std::to_string(k) +
+                                 "]) or other labels would replay the capture batch's labels forever: pass "
+                                 "in.indices[" + std::to_string(k) + "] itself to the loss or op");
+        }
         for (std::size_t k = 0; k < outs.size(); ++k) {
             if (!outs[k].defined()) throw ValueError("capture: output " + std::to_string(k) + " is undefined");
             p_.outputs.push_back(slot_for(outs[k], "the step's outputs"));
@@ -465,6 +480,15 @@ void plan(Program<T>& p) {
     }
     p.args.assign(arity, nullptr);
     p.block_args.assign(arity, nullptr);
+    // An output computed by the step, returned once and no gradient, hands
+    // its buffer to the returned tensor instead of a copy.
+    p.output_moves.assign(p.outputs.size(), false);
+    for (std::size_t k = 0; k < p.outputs.size(); ++k) {
+        const auto s = p.outputs[k];
+        bool moves = computed[s] && std::count(p.outputs.begin(), p.outputs.end(), s) == 1;
+        for (auto& g : p.gradients) moves = moves && g.slot != s;
+        p.output_moves[k] = moves;
+    }
     // Each value a replay does not need between replays is freed now.
     for (std::size_t s = 0; s < p.values.size(); ++s)
         if (!pinned[s]) p.values[s] = Array<T>();
@@ -529,17 +553,20 @@ bool reusable(const BasicTensor<T>& t, const Array<T>& value) {
            t.shape() == value.shape();
 }
 
-// A replay's gradient into .grad: swapped into the buffer already there when
-// nobody else sees it (no allocation), else as a new tensor.
+// A replay's value into `t` (a gradient or an output): swapped into the
+// buffer already there when nobody else sees it, else moved into a new
+// tensor. The buffer `value` is left with goes back to the buffer cache at
+// once, for the next replay's first steps (kept in the slot, it would be a
+// second copy of every gradient between replays).
 template <class T>
-void write_grad(detail::TensorImpl<T>& param, Array<T>& value) {
-    auto& g = param.grad;
-    if (!reusable(g, value)) {
-        g = BasicTensor<T>(std::move(value));
-        return;
+void hand_over(BasicTensor<T>& t, Array<T>& value) {
+    if (!reusable(t, value)) {
+        t = BasicTensor<T>(std::move(value));
+    } else {
+        std::swap(t.impl()->storage->data, value);
+        ++t.impl()->storage->version;
     }
-    std::swap(g.impl()->storage->data, value);
-    ++g.impl()->storage->version;
+    value = Array<T>();
 }
 
 // A replay's output: copied into the previous call's tensor when the caller
@@ -640,9 +667,14 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
         for (auto r : s.release) p.values[r] = Array<T>();
     }
     p.latest.resize(p.outputs.size());
-    for (std::size_t k = 0; k < p.outputs.size(); ++k) write_output(p.latest[k], *p.ptr[p.outputs[k]]);
-    for (auto& g : p.gradients)
-        if (auto param = g.parameter.lock()) write_grad(*param, p.values[g.slot]);
+    for (std::size_t k = 0; k < p.outputs.size(); ++k) {
+        if (p.output_moves[k]) hand_over(p.latest[k], p.values[p.outputs[k]]);
+        else write_output(p.latest[k], *p.ptr[p.outputs[k]]);
+    }
+    for (auto& g : p.gradients) {
+        if (auto param = g.parameter.lock()) hand_over(param->grad, p.values[g.slot]);
+        else p.values[g.slot] = Array<T>();
+    }
     return p.latest;
 }
 
@@ -748,6 +780,10 @@ CompiledStep<T> capture(StepFn<T> step, const StepInputs<T>& example, CaptureOpt
     p.options = std::move(options);
     plan<T>(p);
     p.step_fn = std::move(step);
+    // The capture ran the step eagerly with create_graph: its graph's buffers
+    // are in this thread's cache now, more (and of other sizes) than a replay
+    // needs. Replays would keep them; give them back to malloc instead.
+    release_cached_memory();
     return compiled;
 }
 
