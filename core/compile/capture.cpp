@@ -265,6 +265,12 @@ struct SinkScope {
 // keeps live at once stay in L1 beside the block of each whole operand.
 template <class T>
 constexpr std::size_t block_elements = 4096 / sizeof(T);
+// Rows are a cache line longer than a block: rows 4 KiB apart would put the
+// same element of every row at the same address bits below 4 KiB, and a
+// load from one row after a store to another would wait on a false
+// dependency (4K aliasing).
+template <class T>
+constexpr std::size_t row_stride = block_elements<T> + 64 / sizeof(T);
 
 std::size_t elements(const Shape& shape) {
     std::size_t n = 1;
@@ -436,7 +442,7 @@ void fuse(Program<T>& p) {
         i = j;
     }
     p.steps = std::move(out);
-    p.scratch.assign(rows * block_elements<T>, T(0));
+    p.scratch.assign(rows * row_stride<T>, T(0));
 }
 
 // The slots a step writes: its result, or a fused group's whole outputs.
@@ -626,11 +632,11 @@ void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
     constexpr std::size_t B = block_elements<T>;
     auto at = [&](const Operand& o, std::size_t offset, std::size_t n) -> T* {
         switch (o.kind) {
-            case Operand::row: return rows + o.index * B;
+            case Operand::row: return rows + o.index * row_stride<T>;
             case Operand::whole: return const_cast<T*>(p.ptr[o.index]->data()) + offset;
             case Operand::repeated: return const_cast<T*>(p.ptr[o.index]->data());
             default: {
-                T* row = rows + o.copy_row * B;
+                T* row = rows + o.copy_row * row_stride<T>;
                 expand(p.ptr[o.index]->data(), o.walk, offset, n, row);
                 return row;
             }
