@@ -299,6 +299,13 @@ public:
     template <class F>
     BasicTensor<T> forward(F&& fn) {
         const Array<T>* const* in = inputs_ > in_.size() ? in_many_.data() : in_.data();
+        if constexpr (detail::has_block<T, std::decay_t<F>>::value) {
+            // An elementwise forward broadcasts its inputs: a ShapeError naming
+            // the op when they do not (a user op has no check of its own).
+            for (std::size_t i = 0; i < inputs_; ++i)
+                for (std::size_t j = i + 1; j < inputs_; ++j)
+                    if (in[i] && in[j]) detail::check_broadcast(name_, in[i]->shape(), in[j]->shape());
+        }
         BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
         if (auto* sink = sink_) {
             using Fn = std::decay_t<F>;

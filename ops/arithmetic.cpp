@@ -213,10 +213,12 @@ BasicTensor<T> where(const BasicTensor<T>& cond, const BasicTensor<T>& a, const 
             return Grads<T>{BasicTensor<T>(), c.needs(1) ? part(true) : BasicTensor<T>(),
                             c.needs(2) ? part(false) : BasicTensor<T>()};
         }
-        auto pick = no_grad_op<T>("where_mask", {c.unpack(sc)},
-                                          kernels::elementwise<T, 1>([](T v) { return v != T(0) ? T(1) : T(0); }));
-        return Grads<T>{BasicTensor<T>(), c.needs(1) ? g * pick : BasicTensor<T>(),
-                        c.needs(2) ? g * (Scalar<T>(1) - pick) : BasicTensor<T>()};
+        // Selected, not multiplied by a 0/1 mask: an inf or NaN in g where the
+        // other input was chosen stays out (inf * 0 is NaN), as without create_graph.
+        const auto cond = c.unpack(sc);
+        const auto zero = BasicTensor<T>::scalar(T(0));
+        return Grads<T>{BasicTensor<T>(), c.needs(1) ? where(cond, g, zero) : BasicTensor<T>(),
+                        c.needs(2) ? where(cond, zero, g) : BasicTensor<T>()};
     });
 }
 
@@ -231,7 +233,7 @@ BasicTensor<T> clamp(const BasicTensor<T>& x, Scalar<T> lo, Scalar<T> hi) {
                                            kernels::elementwise<T, 1>([lo = T(lo), hi = T(hi)](T v) {
                                                return v >= lo && v <= hi ? T(1) : T(0);
                                            }));
-        return Grads<T>{g * inside};
+        return Grads<T>{where(inside, g, BasicTensor<T>::scalar(T(0)))};  // selected: inf * 0 would be NaN
     });
 }
 

@@ -1,7 +1,7 @@
 // Fusion in compiled steps (core/compile/capture.cpp, docs/compile.md
 // "Fusion"): runs of elementwise ops replay as one blocked loop. The
-// arithmetic per element is each op's own, so a fused replay must equal the
-// unfused one element for element (==, not a tolerance), and both eager
+// arithmetic per element is each op's own, so a fused replay of built-in ops
+// must equal the unfused one element for element (==, not a tolerance), and both eager
 // mode within 1e-12 (float64) / 1e-6 (float32).
 #include <doctest/doctest.h>
 
@@ -10,6 +10,7 @@
 
 #include <tapegrad/core/compile/capture.hpp>
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/elementwise.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -160,4 +161,44 @@ TEST_CASE("compile fusion: a value read after its run is written whole, one read
         CHECK(rel_diff(out[1], h) <= 1e-14);
         CHECK(rel_diff(gw, w.grad()) <= 1e-14);
     }
+}
+
+namespace {
+// A user op in the README's style: its forward as a function of one element.
+Tensor64 user_add(const Tensor64& a, const Tensor64& b) {
+    Op<double> op("user::add", {a, b});
+    auto y = op.forward(kernels::elementwise<double, 2>([](double x, double z) { return x + z; }));
+    return op.record(y, [](VjpContext<double>&, const Tensor64& g) { return Grads<double>{g, g}; });
+}
+}  // namespace
+
+TEST_CASE("compile fusion: an elementwise forward checks that its inputs broadcast, naming the op") {
+    CHECK_THROWS_WITH_AS(user_add(Tensor64({1.0, 2.0, 3.0}), Tensor64::ones({7})),
+                         doctest::Contains("user::add"), ShapeError);
+    CHECK(user_add(Tensor64({1.0, 2.0, 3.0}), Tensor64::ones({2, 3})).shape_vector() == Shape{2, 3});
+}
+
+TEST_CASE("compile fusion: where and clamp select the gradient, so an inf beside a zero mask gives 0, not NaN") {
+    // sqrt(relu(w x)) at w x <= 0: d sqrt = inf, relu's mask 0: the gradient is 0
+    // eagerly, with create_graph and replayed (relu is where(step(x), x, 0)).
+    Tensor64 w({-1.0, 4.0, -9.0, 16.0}, true);
+    auto f = [&](const Tensor64& x) { return sum(sqrt(nn::relu(w * x)) + sqrt(clamp(w * x, 0.0, 100.0))); };
+    const Tensor64 x = Tensor64::ones({4});
+    f(x).backward();
+    const Tensor64 eager = Tensor64(Array<double>(w.grad().value()));
+    const auto second = grad(f(x), {w}, {}, BackwardOptions{false, true})[0];
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        w.zero_grad();
+        f(in.tensors[0]).backward();
+        return std::vector<Tensor64>{};
+    };
+    auto compiled = compile::capture<double>(step, {{x}, {}});
+    compiled({{x}, {}});
+    for (std::size_t i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        CHECK(std::isfinite(eager.value()(i)));
+        CHECK(second.value()(i) == eager.value()(i));
+        CHECK(w.grad().value()(i) == eager.value()(i));
+    }
+    CHECK(eager.value()(0) == 0.0);
 }

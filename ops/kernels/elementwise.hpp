@@ -197,14 +197,20 @@ struct Elementwise {
     void block(T* out, const T* const* in, unsigned contiguous, std::size_t n) const {
         std::array<const T*, N> p;
         std::copy(in, in + N, p.begin());
-        F g = f;
-        detail::row_for<0>(contiguous, n, out, p, g);
+        detail::row_for<0>(contiguous, n, out, p, f);
     }
 };
 
 template <class T, std::size_t N, class F>
 Elementwise<T, N, F> elementwise(F f) {
     static_assert(N >= 1 && N <= 3, "kernels::elementwise: 1 to 3 inputs");
+    // Called as const: a function that keeps state between elements (a
+    // mutable lambda) would see it restart at every block of a fused replay.
+    static_assert((N == 1 && std::is_invocable_r_v<T, const F&, T>) ||
+                      (N == 2 && std::is_invocable_r_v<T, const F&, T, T>) ||
+                      (N == 3 && std::is_invocable_r_v<T, const F&, T, T, T>),
+                  "kernels::elementwise<T, N>(f): f takes N values of type T and returns one, and is callable "
+                  "as const (no mutable lambda: it must not keep state between elements)");
     return {std::move(f)};
 }
 
