@@ -160,6 +160,17 @@ void check_broadcast(const char* op, const A& a, const B& b) {
     check_broadcast_shapes(op, Shape(a.begin(), a.end()), Shape(b.begin(), b.end()));
 }
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+// numpy's broadcasting can combine the shapes (no allocation: checked on
+// every elementwise op's forward).
+template <class A, class B>
+bool broadcastable(const A& a, const B& b) {
+    const std::size_t n = std::min(a.size(), b.size());
+    for (std::size_t i = 1; i <= n; ++i) {
+        const auto x = a[a.size() - i], y = b[b.size() - i];
+        if (x != y && x != 1 && y != 1) return false;
+    }
+    return true;
+}
 
 // Turns a possibly negative axis into an index in [0, ndim); ValueError
 // naming the op otherwise.
@@ -304,7 +315,8 @@ public:
             // the op when they do not (a user op has no check of its own).
             for (std::size_t i = 0; i < inputs_; ++i)
                 for (std::size_t j = i + 1; j < inputs_; ++j)
-                    if (in[i] && in[j]) detail::check_broadcast(name_, in[i]->shape(), in[j]->shape());
+                    if (in[i] && in[j] && !detail::broadcastable(in[i]->shape(), in[j]->shape()))
+                        detail::check_broadcast(name_, in[i]->shape(), in[j]->shape());  // throws, naming the op
         }
         BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
         if (auto* sink = sink_) {

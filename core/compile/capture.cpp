@@ -85,7 +85,8 @@ struct CompiledStep<T>::Program {
 
     std::vector<Step> steps;
     std::vector<Fused> groups;
-    std::vector<T> scratch;             // the groups' rows: rows x block_elements
+    std::vector<T> scratch;             // the groups' rows: rows x row_stride
+    std::size_t row_stride = 0;         // a block (or the largest run, if smaller) and a cache line
     std::vector<const char*> recorded;  // every op captured, in order (for verify)
     std::size_t removed = 0;
     std::vector<Shape> shape;           // every slot's shape (fixed by the guards)
@@ -270,7 +271,7 @@ constexpr std::size_t block_elements = 4096 / sizeof(T);
 // load from one row after a store to another would wait on a false
 // dependency (4K aliasing).
 template <class T>
-constexpr std::size_t row_stride = block_elements<T> + 64 / sizeof(T);
+constexpr std::size_t row_padding = 64 / sizeof(T);
 
 std::size_t elements(const Shape& shape) {
     std::size_t n = 1;
@@ -442,7 +443,10 @@ void fuse(Program<T>& p) {
         i = j;
     }
     p.steps = std::move(out);
-    p.scratch.assign(rows * row_stride<T>, T(0));
+    std::size_t longest = 0;  // a program of small runs needs rows of their length only
+    for (const auto& g : p.groups) longest = std::max(longest, g.elements);
+    p.row_stride = std::min(longest, block_elements<T>) + row_padding<T>;
+    p.scratch.assign(rows * p.row_stride, T(0));
 }
 
 // The slots a step writes: its result, or a fused group's whole outputs.
@@ -632,11 +636,11 @@ void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
     constexpr std::size_t B = block_elements<T>;
     auto at = [&](const Operand& o, std::size_t offset, std::size_t n) -> T* {
         switch (o.kind) {
-            case Operand::row: return rows + o.index * row_stride<T>;
+            case Operand::row: return rows + o.index * p.row_stride;
             case Operand::whole: return const_cast<T*>(p.ptr[o.index]->data()) + offset;
             case Operand::repeated: return const_cast<T*>(p.ptr[o.index]->data());
             default: {
-                T* row = rows + o.copy_row * row_stride<T>;
+                T* row = rows + o.copy_row * p.row_stride;
                 expand(p.ptr[o.index]->data(), o.walk, offset, n, row);
                 return row;
             }
@@ -656,6 +660,14 @@ template <class T>
 const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in) {
     check_inputs<T>(p, in);
     check_parameters<T>(p);
+    // The last replay's gradients are overwritten at the end: those nobody
+    // else holds go back to the buffer cache now, where this replay's
+    // backward takes them again (else both sets would be in memory at once).
+    for (auto& g : p.gradients)
+        if (auto param = g.parameter.lock(); param && param->grad.defined() && !param->grad.grad_fn() &&
+                                             param->grad.impl().use_count() == 1 &&
+                                             param->grad.impl()->storage.use_count() == 1)
+            param->grad = BasicTensor<T>();
     for (std::size_t k = 0; k < p.input_slot.size(); ++k) p.ptr[p.input_slot[k]] = &in.tensors[k].value();
     for (auto& e : p.externals) p.ptr[e.slot] = &e.impl->storage->data;
     for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
