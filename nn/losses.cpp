@@ -101,7 +101,7 @@ BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>& z, const B
 template <class T>
 BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Index& labels, Reduction reduction) {
     check_labels("nll_loss", logp, labels);
-    auto picked = gather(logp, 1, labels, Shape{labels.size(), 1});
+    auto picked = detail::gather_labels("nll_loss", logp, labels);  // checked again on every replay
     return apply_reduction("nll_loss", neg(reshape(picked, {-1})), reduction);
 }
 
@@ -112,7 +112,7 @@ BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Index& labels, 
     // would name logsumexp, not the loss.
     if (logits.shape()[1] == 0)
         throw ShapeError("cross_entropy: input shape " + shape_string(logits.shape()) + " has no classes");
-    auto picked = gather(log_softmax(logits, 1), 1, labels, Shape{labels.size(), 1});
+    auto picked = detail::gather_labels("cross_entropy", log_softmax(logits, 1), labels);  // checked on every replay
     return apply_reduction("cross_entropy", neg(reshape(picked, {-1})), reduction);
 }
 

@@ -127,6 +127,7 @@ struct Pick {
     std::size_t axis = 0;
     Index index;
     Shape index_shape;  // gather only
+    const char* labels_of = nullptr;  // a loss's class labels (detail::gather_labels): errors name it
 };
 
 template <class T>
@@ -142,7 +143,13 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
     // it (the class labels of a batch), so it is checked here too.
     auto out = op.forward([p, gather, name](const Array<T>& v) {
         const Blocks b = blocks(v.shape(), p->axis);
-        for (auto i : p->index) check_index(name, i, b.n, p->axis);
+        for (std::size_t k = 0; k < p->index.size(); ++k) {
+            const std::int64_t i = p->index[k];
+            if (p->labels_of && (i < 0 || i >= std::int64_t(b.n)))
+                throw ValueError(std::string(p->labels_of) + ": label " + std::to_string(i) + " (at position " +
+                                 std::to_string(k) + ") is out of range for " + std::to_string(b.n) + " classes");
+            check_index(name, i, b.n, p->axis);
+        }
         Shape selected;  // index_select's shape; gather's is the index's (no copy on a replay)
         if (!gather) selected = with_dim(v.shape(), p->axis, p->index.size());
         const Shape& out_shape = gather ? p->index_shape : selected;
@@ -335,6 +342,17 @@ BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index&
 }
 
 template <class T>
+BasicTensor<T> detail::gather_labels(const char* loss, const BasicTensor<T>& scores, const Index& labels) {
+    auto p = std::make_shared<Pick>();
+    p->axis = 1;
+    p->index = labels;
+    p->index_shape = Shape{labels.size(), 1};
+    p->labels_of = loss;
+    bind_index<T>(labels, std::shared_ptr<Index>(p, &p->index));
+    return pick<T>(scores, std::move(p), true);
+}
+
+template <class T>
 BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes) {
     detail::checked_numel("one_hot", Shape{labels.size(), num_classes});
     // An op of no tensor inputs reading its own copy of the labels, so that a
@@ -361,6 +379,7 @@ BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes) {
     template BasicTensor<T> stack(const std::vector<BasicTensor<T>>&, std::ptrdiff_t);                       \
     template BasicTensor<T> index_select(const BasicTensor<T>&, std::ptrdiff_t, const Index&);               \
     template BasicTensor<T> gather(const BasicTensor<T>&, std::ptrdiff_t, const Index&, const Shape&);       \
+    template BasicTensor<T> detail::gather_labels(const char*, const BasicTensor<T>&, const Index&);         \
     template BasicTensor<T> one_hot<T>(const Index&, std::size_t);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

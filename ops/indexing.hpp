@@ -35,6 +35,13 @@ template <class T> BasicTensor<T> index_select(const BasicTensor<T>& x, std::ptr
 // has x's shape except along `axis`. Used to pick each row's target class.
 template <class T>
 BasicTensor<T> gather(const BasicTensor<T>& x, std::ptrdiff_t axis, const Index& index, const Shape& index_shape);
+namespace detail {
+// gather of one class label per row of [batch, classes] scores, for a loss:
+// a label out of range, also one a compiled step's replay is given, is a
+// ValueError naming `loss`, the label, its position and the classes.
+template <class T>
+BasicTensor<T> gather_labels(const char* loss, const BasicTensor<T>& scores, const Index& labels);
+}  // namespace detail
 // Rows of one-hot vectors, [labels.size(), num_classes]. No gradient.
 template <class T> BasicTensor<T> one_hot(const Index& labels, std::size_t num_classes);
 }  // namespace tapegrad
