@@ -195,10 +195,13 @@ private:
 class ReplayPass final : public Pass {
 public:
     explicit ReplayPass(const PassSpec& spec) : model_(spec) {
-        inputs_ = {{model_.x_}, {model_.labels_}};
+        // The FFN block's loss takes no labels: an index input no op reads is refused.
+        const bool labelled = spec.name != "ffn";
+        inputs_ = {{model_.x_}, {}};
+        if (labelled) inputs_.indices.push_back(model_.labels_);
         compiled_ = compile::capture<float>(
-            [this](const compile::StepInputs<float>& in) {
-                Tensor loss = model_.loss_of(in.tensors[0], in.indices[0]);
+            [this, labelled](const compile::StepInputs<float>& in) {
+                Tensor loss = model_.loss_of(in.tensors[0], labelled ? in.indices[0] : model_.labels_);
                 loss.backward();
                 return std::vector<Tensor>{loss};
             },

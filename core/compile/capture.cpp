@@ -183,7 +183,9 @@ public:
                                  " was read by no op; an op given a copy of it (Index labels = in.indices[" +
                                  std::to_string(k) +
                                  "]) or other labels would replay the capture batch's labels forever: pass "
-                                 "in.indices[" + std::to_string(k) + "] itself to the loss or op");
+                                 "in.indices[" + std::to_string(k) +
+                                 "] itself to the loss or op (or leave it out of the inputs if the step does "
+                                 "not use it)");
         }
         for (std::size_t k = 0; k < outs.size(); ++k) {
             if (!outs[k].defined()) throw ValueError("capture: output " + std::to_string(k) + " is undefined");
