@@ -153,24 +153,26 @@ std::string shape_str(const S& shape) {
 // Throws ShapeError naming the op and both shapes unless numpy broadcasting
 // can combine them.
 void check_broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+// `from` broadcasts to `to` itself (numpy's rules, `to` unchanged).
 template <class A, class B>
-void check_broadcast(const char* op, const A& a, const B& b) {
-    // Fast path: equal shapes always combine.
-    if (a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())) return;
-    check_broadcast_shapes(op, Shape(a.begin(), a.end()), Shape(b.begin(), b.end()));
-}
-Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
-// numpy's broadcasting can combine the shapes (no allocation: checked on
-// every elementwise op's forward).
-template <class A, class B>
-bool broadcastable(const A& a, const B& b) {
-    const std::size_t n = std::min(a.size(), b.size());
-    for (std::size_t i = 1; i <= n; ++i) {
-        const auto x = a[a.size() - i], y = b[b.size() - i];
-        if (x != y && x != 1 && y != 1) return false;
+bool broadcasts_into(const A& from, const B& to) {
+    if (from.size() > to.size()) return false;
+    for (std::size_t i = 1; i <= from.size(); ++i) {
+        const auto d = from[from.size() - i];
+        if (d != 1 && d != to[to.size() - i]) return false;
     }
     return true;
 }
+template <class A, class B>
+void check_broadcast(const char* op, const A& a, const B& b) {
+    // Fast paths, no allocation: equal shapes, or one broadcast into the
+    // other (a bias row, a column, a scalar), whose result is a tensor that
+    // exists (its element count was checked when it was made).
+    if (a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin())) return;
+    if (broadcasts_into(a, b) || broadcasts_into(b, a)) return;
+    check_broadcast_shapes(op, Shape(a.begin(), a.end()), Shape(b.begin(), b.end()));
+}
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
 // Turns a possibly negative axis into an index in [0, ndim); ValueError
 // naming the op otherwise.
@@ -315,8 +317,7 @@ public:
             // the op when they do not (a user op has no check of its own).
             for (std::size_t i = 0; i < inputs_; ++i)
                 for (std::size_t j = i + 1; j < inputs_; ++j)
-                    if (in[i] && in[j] && !detail::broadcastable(in[i]->shape(), in[j]->shape()))
-                        detail::check_broadcast(name_, in[i]->shape(), in[j]->shape());  // throws, naming the op
+                    if (in[i] && in[j]) detail::check_broadcast(name_, in[i]->shape(), in[j]->shape());
         }
         BasicTensor<T> out = wrap(detail::call_forward<T>(fn, in, inputs_, name_));
         if (auto* sink = sink_) {

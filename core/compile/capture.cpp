@@ -316,15 +316,6 @@ std::vector<bool> pinned_slots(const Program<T>& p) {
 // A broadcast operand of a fused run: results of at most this many axes.
 constexpr std::size_t kMaxExpandedAxes = 8;
 
-// `from` broadcasts to `to` (numpy's rules; `to` has every axis of the result).
-bool broadcasts(const Shape& from, const Shape& to) {
-    if (from.size() > to.size()) return false;
-    for (std::size_t i = 0; i < from.size(); ++i) {
-        const auto d = from[from.size() - 1 - i];
-        if (d != 1 && d != to[to.size() - 1 - i]) return false;
-    }
-    return true;
-}
 
 // The fusion rule: a run of consecutive elementwise steps (a block form,
 // see detail::BlockFn) whose results all have the same element count N,
@@ -354,7 +345,7 @@ void fuse(Program<T>& p) {
             const bool inside = produced_at[in] != none && produced_at[in] >= first;
             const std::size_t e = elements(p.shape[in]);
             if (!inside && e != n && e != 1 &&
-                !(broadcasts(p.shape[in], p.shape[s.out]) && p.shape[s.out].size() <= kMaxExpandedAxes))
+                !(detail::broadcasts_into(p.shape[in], p.shape[s.out]) && p.shape[s.out].size() <= kMaxExpandedAxes))
                 return false;
         }
         return true;
