@@ -11,22 +11,16 @@
 #include <vector>
 
 #include <tapegrad/core/allocator.hpp>
+#include <tapegrad/core/arena.hpp>
+#include <tapegrad/core/buffer_header.hpp>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TAPEGRAD_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TAPEGRAD_ASAN 1
-#endif
-#endif
-#ifdef TAPEGRAD_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
 
 namespace tapegrad {
 namespace {
 
-constexpr std::size_t kAlignment = 64;
+using detail::poison;
+using detail::unpoison;
+constexpr std::size_t kAlignment = detail::kBufferAlignment;
 constexpr std::size_t kSmall = 4096;  // sizes up to this are rounded to 64 bytes
 
 // Under AddressSanitizer the cache is off unless asked for: every buffer
@@ -35,12 +29,8 @@ constexpr std::size_t kSmall = 4096;  // sizes up to this are rounded to 64 byte
 // poisoned, so a use after free is caught until the buffer is handed out again.
 #ifdef TAPEGRAD_ASAN
 constexpr bool kCacheByDefault = false;
-void poison(const void* p, std::size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
-void unpoison(const void* p, std::size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
 #else
 constexpr bool kCacheByDefault = true;
-void poison(const void*, std::size_t) {}
-void unpoison(const void*, std::size_t) {}
 #endif
 
 bool read_cache_switch() {
@@ -58,15 +48,12 @@ bool cache_enabled() {
     return enabled;
 }
 
-// Each buffer is preceded by its header: the pointer malloc returned, and
-// the id of the thread cache that may keep it (0: none).
-struct Header {
-    std::uint64_t owner;
-    void* raw;
-};
+// Each buffer is preceded by its header (core/buffer_header.hpp): the
+// pointer malloc returned, and the id of the thread cache that may keep it.
+using Header = detail::BufferHeader;
 constexpr std::size_t kSlack = sizeof(Header) + kAlignment - 1;  // header plus worst-case alignment gap
 
-Header& header(void* p) { return reinterpret_cast<Header*>(p)[-1]; }
+Header& header(void* p) { return detail::buffer_header(p); }
 
 // The end of the malloc block behind a buffer of size class `cls`.
 const char* block_end(void* p, std::size_t cls) { return static_cast<const char*>(header(p).raw) + cls + kSlack; }
@@ -195,13 +182,25 @@ constexpr std::size_t kMaxRecordsPerSize = 8192;
 
 namespace detail {
 
-void* buffer_allocate(std::size_t bytes) {
+// The arena of the replay running on this thread (core/arena.hpp), if any.
+thread_local Arena* t_arena = nullptr;
+
+void set_thread_arena(Arena* arena) noexcept { t_arena = arena; }
+Arena* thread_arena() noexcept { return t_arena; }
+
+void* cache_allocate(std::size_t bytes) {
     Caches* c = caches();
     return allocate_from(c ? &c->buffers : nullptr, bytes);
 }
 
+void* buffer_allocate(std::size_t bytes) { return t_arena ? t_arena->allocate(bytes) : cache_allocate(bytes); }
+
 void buffer_release(void* p, std::size_t bytes) noexcept {
-    Caches* c = t_caches;  // a thread without caches owns no block
+    if (!p) return;
+    if (header(p).owner == kArenaOwner) return Arena::release(p);
+    // A buffer a replay's recording saw released will live in its arena from
+    // the next replay on: malloc gets it back rather than the cache keeping it.
+    Caches* c = t_arena && t_arena->note_release(p) ? nullptr : t_caches;  // a thread without caches owns no block
     release_to(c ? &c->buffers : nullptr, p, bytes, max_cached_per_size);
 }
 

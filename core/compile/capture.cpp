@@ -11,6 +11,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include <tapegrad/core/arena.hpp>
 #include <tapegrad/core/memory.hpp>
 #include <tapegrad/core/node.hpp>
 #include <tapegrad/core/op.hpp>
@@ -59,6 +60,7 @@ struct CompiledStep<T>::Program {
         std::vector<Member> members;
         std::vector<std::size_t> outputs;  // slots written whole
         std::size_t elements = 0;
+        std::size_t rows = 0;  // scratch rows it uses (a buffer of rows x row_stride while it runs)
     };
     // A tensor from outside the step: a parameter (a leaf that requires
     // grad) or a constant. Read live on every replay: an optimiser's update
@@ -85,11 +87,12 @@ struct CompiledStep<T>::Program {
 
     std::vector<Step> steps;
     std::vector<Fused> groups;
-    std::vector<T> scratch;             // the groups' rows: rows x row_stride
     std::size_t row_stride = 0;         // a block (or the largest run, if smaller) and a cache line
     std::vector<const char*> recorded;  // every op captured, in order (for verify)
     std::size_t removed = 0;
     std::vector<Shape> shape;           // every slot's shape (fixed by the guards)
+    detail::Arena arena;                // the replays' planned buffers (declared before the values in it)
+    bool clean = true;                  // the last replay ran to its end (else values may hold buffers)
     std::vector<Array<T>> values;       // computed slots
     std::vector<const Array<T>*> ptr;   // every slot's current value
     std::vector<std::size_t> input_slot;
@@ -275,6 +278,12 @@ constexpr std::size_t block_elements = 4096 / sizeof(T);
 template <class T>
 constexpr std::size_t row_padding = 64 / sizeof(T);
 
+// A value that holds no buffer: xtensor's Array<T>() holds one element.
+template <class T>
+Array<T> nothing() {
+    return Array<T>::from_shape(typename Array<T>::shape_type{0});
+}
+
 std::size_t elements(const Shape& shape) {
     std::size_t n = 1;
     for (auto d : shape) n *= d;
@@ -352,7 +361,6 @@ void fuse(Program<T>& p) {
     };
 
     std::vector<Step> out;
-    std::size_t rows = 0;
     for (std::size_t i = 0; i < p.steps.size();) {
         const Step& head = p.steps[i];
         const std::size_t n = head.out == none ? 0 : elements(p.shape[head.out]);
@@ -429,7 +437,7 @@ void fuse(Program<T>& p) {
             free_rows.insert(free_rows.end(), temporary.begin(), temporary.end());
             g.members.push_back(std::move(m));
         }
-        rows = std::max(rows, used);
+        g.rows = used;
         step.group = p.groups.size();
         p.groups.push_back(std::move(g));
         out.push_back(std::move(step));
@@ -439,7 +447,6 @@ void fuse(Program<T>& p) {
     std::size_t longest = 0;  // a program of small runs needs rows of their length only
     for (const auto& g : p.groups) longest = std::max(longest, g.elements);
     p.row_stride = std::min(longest, block_elements<T>) + row_padding<T>;
-    p.scratch.assign(rows * p.row_stride, T(0));
 }
 
 // The slots a step writes: its result, or a fused group's whole outputs.
@@ -494,7 +501,7 @@ void plan(Program<T>& p) {
     }
     // Each value a replay does not need between replays is freed now.
     for (std::size_t s = 0; s < p.values.size(); ++s)
-        if (!pinned[s]) p.values[s] = Array<T>();
+        if (!pinned[s]) p.values[s] = nothing<T>();
 }
 
 template <class T>
@@ -569,7 +576,7 @@ void hand_over(BasicTensor<T>& t, Array<T>& value) {
         std::swap(t.impl()->storage->data, value);
         ++t.impl()->storage->version;
     }
-    value = Array<T>();
+    value = nothing<T>();
 }
 
 // A replay's output: copied into the previous call's tensor when the caller
@@ -625,7 +632,10 @@ void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
         p.values[slot] = Array<T>::from_shape(p.shape[slot]);
         p.ptr[slot] = &p.values[slot];
     }
-    T* rows = p.scratch.data();
+    // The rows live while the group runs: a temporary like any other, in
+    // the program's arena from the second replay on.
+    auto scratch = Array<T>::from_shape(typename Array<T>::shape_type{g.rows * p.row_stride});
+    T* rows = scratch.data();
     constexpr std::size_t B = block_elements<T>;
     auto at = [&](const Operand& o, std::size_t offset, std::size_t n) -> T* {
         switch (o.kind) {
@@ -649,21 +659,39 @@ void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
     }
 }
 
+// The arena serves the steps' buffers between begin() and end().
+struct ArenaScope {
+    explicit ArenaScope(detail::Arena& a) : arena(a) { arena.begin(); }
+    ~ArenaScope() { arena.end(); }
+    ArenaScope(const ArenaScope&) = delete;
+    ArenaScope& operator=(const ArenaScope&) = delete;
+    detail::Arena& arena;
+};
+
+// The steps, in order, their buffers from the program's arena.
 template <class T>
-const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in) {
-    check_inputs<T>(p, in);
-    check_parameters<T>(p);
+void run_steps(Program<T>& p) {
+    // A replay that stopped on an error left values behind (in the arena,
+    // perhaps): free them before it plans or serves again.
+    if (!p.clean)
+        for (auto& v : p.values) v = nothing<T>();
+    p.clean = false;
+    ArenaScope scope(p.arena);
     // The last replay's gradients are overwritten at the end: those nobody
-    // else holds go back to the buffer cache now, where this replay's
-    // backward takes them again (else both sets would be in memory at once).
+    // else holds are released now, so that this replay's backward takes
+    // their bytes again (from the arena, or from the buffer cache before the
+    // plan is made; else both sets would be in memory at once).
     for (auto& g : p.gradients)
         if (auto param = g.parameter.lock(); param && param->grad.defined() && !param->grad.grad_fn() &&
                                              param->grad.impl().use_count() == 1 &&
                                              param->grad.impl()->storage.use_count() == 1)
             param->grad = BasicTensor<T>();
-    for (std::size_t k = 0; k < p.input_slot.size(); ++k) p.ptr[p.input_slot[k]] = &in.tensors[k].value();
-    for (auto& e : p.externals) p.ptr[e.slot] = &e.impl->storage->data;
-    for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
+    // So do the last replay's outputs the caller let go of (their bytes are
+    // planned for this replay's first steps, core/arena.hpp).
+    for (std::size_t k = 0; k < p.latest.size(); ++k)
+        if (p.output_moves[k] && p.latest[k].defined() && p.latest[k].impl().use_count() == 1 &&
+            p.latest[k].impl()->storage.use_count() == 1)
+            p.latest[k] = BasicTensor<T>();
     for (auto& s : p.steps) {
         const std::size_t n = s.in.size();
         if (s.group != none) {
@@ -675,8 +703,23 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
             p.values[s.out] = s.fn(p.args.data(), n);
         }
         if (s.out != none) p.ptr[s.out] = &p.values[s.out];
-        for (auto r : s.release) p.values[r] = Array<T>();
+        for (auto r : s.release) p.values[r] = nothing<T>();
     }
+    // What the replay hands over is planned too, alive to its end.
+    for (std::size_t k = 0; k < p.outputs.size(); ++k)
+        if (p.output_moves[k]) p.arena.keep(p.values[p.outputs[k]].data());
+    for (auto& g : p.gradients) p.arena.keep(p.values[g.slot].data());
+    p.clean = true;
+}
+
+template <class T>
+const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in) {
+    check_inputs<T>(p, in);
+    check_parameters<T>(p);
+    for (std::size_t k = 0; k < p.input_slot.size(); ++k) p.ptr[p.input_slot[k]] = &in.tensors[k].value();
+    for (auto& e : p.externals) p.ptr[e.slot] = &e.impl->storage->data;
+    for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
+    run_steps<T>(p);
     p.latest.resize(p.outputs.size());
     for (std::size_t k = 0; k < p.outputs.size(); ++k) {
         if (p.output_moves[k]) hand_over(p.latest[k], p.values[p.outputs[k]]);
@@ -684,7 +727,7 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
     }
     for (auto& g : p.gradients) {
         if (auto param = g.parameter.lock()) hand_over(param->grad, p.values[g.slot]);
-        else p.values[g.slot] = Array<T>();
+        else p.values[g.slot] = nothing<T>();
     }
     return p.latest;
 }
@@ -759,6 +802,9 @@ ProgramStats CompiledStep<T>::stats() const {
     for (const auto& e : p.externals) (e.parameter ? s.parameters : s.constants) += 1;
     s.gradients = p.gradients.size();
     s.bound_indices = p.bound.size();
+    s.arena_bytes = p.arena.bytes();
+    s.arena_buffers = p.arena.planned();
+    s.arena_misses = p.arena.misses();
     return s;
 }
 

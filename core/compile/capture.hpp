@@ -82,6 +82,11 @@ struct ProgramStats {
     std::size_t constants = 0;    // other tensors from outside the step, read live too
     std::size_t gradients = 0;    // parameters whose .grad a replay writes
     std::size_t bound_indices = 0;  // index copies rebound to the index inputs
+    // The memory plan (docs/compile.md, "Memory plan"), made from the first
+    // replay's buffer requests: 0 before it, and with the buffer cache off.
+    std::size_t arena_bytes = 0;    // the one block every later replay's temporaries live in
+    std::size_t arena_buffers = 0;  // requests per replay served from it
+    std::size_t arena_misses = 0;   // replays whose requests left the plan (then planned again)
 };
 
 template <class T>
