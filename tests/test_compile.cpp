@@ -462,3 +462,35 @@ TEST_CASE("compile: an index input no op reads (a copy of the labels used instea
     CHECK_THROWS_WITH_AS(compile::capture<double>(copied, {{Tensor64({{1.0, 2.0}})}, {{2}}}),
                          doctest::Contains("index input 0 was read by no op"), GraphError);
 }
+
+TEST_CASE("compile: a step that calls backward into an input that requires grad writes that input's .grad") {
+    Tensor64 w({0.5, -1.0, 2.0}, true);
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto loss = sum(tanh(in.tensors[0] * w) * in.tensors[0]);
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    auto eager_grads = [&](const Tensor64& x) {
+        Tensor64 x_eager(x.value(), true), w_eager(w.value(), true);
+        sum(tanh(x_eager * w_eager) * x_eager).backward();
+        return std::pair{x_eager.grad(), w_eager.grad()};
+    };
+    Tensor64 x({1.0, 2.0, 3.0}, true);
+    x.set_grad(Tensor64({100.0, 100.0, 100.0}));  // from before: not part of the program
+    auto compiled = compile::capture<double>(step, {{x}, {}});
+    CHECK_FALSE(x.grad().requires_grad());  // off the capture's graph
+    CHECK(rel_diff(x.grad(), eager_grads(x).first) <= 1e-12);
+    CHECK(compiled.stats().gradients == 2);
+    // A new tensor each replay, and the same tensor with a new value.
+    Tensor64 x2({-1.0, 0.5, 4.0}, true);
+    compiled({{x2}, {}});
+    CHECK(rel_diff(x2.grad(), eager_grads(x2).first) <= 1e-12);
+    CHECK(rel_diff(w.grad(), eager_grads(x2).second) <= 1e-12);
+    x.modify([](auto& v) { v(0) = 5.0; });
+    compiled({{x}, {}});
+    compiled({{x}, {}});
+    CHECK(rel_diff(x.grad(), eager_grads(x).first) <= 1e-12);
+    // Whether the input requires grad is part of the program.
+    CHECK_THROWS_WITH_AS(compiled({{Tensor64({1.0, 2.0, 3.0})}, {}}),
+                         doctest::Contains("input 0 does not require grad, but did at capture"), ValueError);
+}

@@ -71,9 +71,13 @@ struct CompiledStep<T>::Program {
         Shape shape;
         bool parameter;
     };
+    // A .grad a replay writes: a parameter's, or that of the tensor passed
+    // as input `input` (one that requires grad, for a step that calls
+    // backward into it).
     struct Gradient {
         std::weak_ptr<detail::TensorImpl<T>> parameter;
         std::size_t slot;
+        std::size_t input = none;
     };
     struct BoundIndex {
         std::size_t input;  // StepInputs::indices position
@@ -97,6 +101,7 @@ struct CompiledStep<T>::Program {
     std::vector<const Array<T>*> ptr;   // every slot's current value
     std::vector<std::size_t> input_slot;
     std::vector<Shape> input_shape;
+    std::vector<bool> input_requires_grad;
     std::vector<std::size_t> index_size;
     std::vector<External> externals;
     std::vector<BoundIndex> bound;
@@ -137,6 +142,10 @@ public:
                                  " is the same tensor (or shares its value with) an earlier input; pass it once");
             p_.input_slot.push_back(new_slot(t, "input " + std::to_string(k)));
             p_.input_shape.push_back(t.shape_vector());
+            p_.input_requires_grad.push_back(t.requires_grad());
+            // Fresh gradients, as for parameters: a .grad from before would
+            // be a constant the capture's backward adds to.
+            if (t.requires_grad()) t.impl()->grad = BasicTensor<T>();
         }
         for (const auto& ix : inputs.indices) p_.index_size.push_back(ix.size());
     }
@@ -204,6 +213,18 @@ public:
             p_.gradients.push_back({e.impl, it->second});
             // What eager mode leaves in .grad: the value, off the graph.
             e.impl->grad = BasicTensor<T>(Array<T>(e.impl->grad.value()));
+        }
+        // An input that requires grad: a replay writes its gradient into the
+        // .grad of the tensor passed in that position.
+        for (std::size_t k = 0; k < inputs_.tensors.size(); ++k) {
+            const auto& impl = inputs_.tensors[k].impl();
+            if (!impl->grad.defined()) continue;
+            auto it = slot_of_.find(impl->grad.impl()->storage.get());
+            if (it == slot_of_.end() || !computed_[it->second])
+                throw GraphError("capture: the gradient of input " + std::to_string(k) +
+                                 " was not computed by the step's ops (was .grad set by hand inside the step?)");
+            p_.gradients.push_back({{}, it->second, k});
+            impl->grad = BasicTensor<T>(Array<T>(impl->grad.value()));
         }
         for (std::size_t s = 0; s < storages_.size(); ++s)
             if (storages_[s]->version != versions_[s])
@@ -518,6 +539,11 @@ void check_inputs(const Program<T>& p, const StepInputs<T>& in) {
             throw ShapeError("compiled step: input " + std::to_string(k) + " has shape " + detail::shape_str(shape) +
                              ", but the step was captured with shape " + detail::shape_str(want) +
                              "; capture again for this shape (shapes are part of the program)");
+        if (in.tensors[k].requires_grad() != p.input_requires_grad[k])
+            throw ValueError("compiled step: input " + std::to_string(k) +
+                             (p.input_requires_grad[k] ? " does not require grad, but did at capture"
+                                                       : " requires grad, but did not at capture") +
+                             " (whether its gradient is computed is part of the program); capture again");
     }
     for (std::size_t k = 0; k < in.indices.size(); ++k)
         if (in.indices[k].size() != p.index_size[k])
@@ -669,8 +695,15 @@ struct ArenaScope {
 };
 
 // The steps, in order, their buffers from the program's arena.
+// The tensor whose .grad gradient g is, in this replay (null: a parameter
+// that no longer exists).
 template <class T>
-void run_steps(Program<T>& p) {
+std::shared_ptr<detail::TensorImpl<T>> grad_owner(const typename Program<T>::Gradient& g, const StepInputs<T>& in) {
+    return g.input == none ? g.parameter.lock() : in.tensors[g.input].impl();
+}
+
+template <class T>
+void run_steps(Program<T>& p, const StepInputs<T>& in) {
     // A replay that stopped on an error left values behind (in the arena,
     // perhaps): free them before it plans or serves again.
     if (!p.clean)
@@ -682,10 +715,10 @@ void run_steps(Program<T>& p) {
     // their bytes again (from the arena, or from the buffer cache before the
     // plan is made; else both sets would be in memory at once).
     for (auto& g : p.gradients)
-        if (auto param = g.parameter.lock(); param && param->grad.defined() && !param->grad.grad_fn() &&
-                                             param->grad.impl().use_count() == 1 &&
-                                             param->grad.impl()->storage.use_count() == 1)
-            param->grad = BasicTensor<T>();
+        if (auto owner = grad_owner<T>(g, in); owner && owner->grad.defined() && !owner->grad.grad_fn() &&
+                                               owner->grad.impl().use_count() == 1 &&
+                                               owner->grad.impl()->storage.use_count() == 1)
+            owner->grad = BasicTensor<T>();
     // So do the last replay's outputs the caller let go of (their bytes are
     // planned for this replay's first steps, core/arena.hpp).
     for (std::size_t k = 0; k < p.latest.size(); ++k)
@@ -719,14 +752,14 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
     for (std::size_t k = 0; k < p.input_slot.size(); ++k) p.ptr[p.input_slot[k]] = &in.tensors[k].value();
     for (auto& e : p.externals) p.ptr[e.slot] = &e.impl->storage->data;
     for (auto& b : p.bound) *b.stored = in.indices[b.input];  // same size: no allocation
-    run_steps<T>(p);
+    run_steps<T>(p, in);
     p.latest.resize(p.outputs.size());
     for (std::size_t k = 0; k < p.outputs.size(); ++k) {
         if (p.output_moves[k]) hand_over(p.latest[k], p.values[p.outputs[k]]);
         else write_output(p.latest[k], *p.ptr[p.outputs[k]]);
     }
     for (auto& g : p.gradients) {
-        if (auto param = g.parameter.lock()) hand_over(param->grad, p.values[g.slot]);
+        if (auto owner = grad_owner<T>(g, in)) hand_over(owner->grad, p.values[g.slot]);
         else p.values[g.slot] = nothing<T>();
     }
     return p.latest;

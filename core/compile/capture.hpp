@@ -80,7 +80,7 @@ struct ProgramStats {
     std::size_t slots = 0;        // values: inputs, parameters, constants, results
     std::size_t parameters = 0;   // leaves that require grad, read live on every replay
     std::size_t constants = 0;    // other tensors from outside the step, read live too
-    std::size_t gradients = 0;    // parameters whose .grad a replay writes
+    std::size_t gradients = 0;    // parameters and inputs whose .grad a replay writes
     std::size_t bound_indices = 0;  // index copies rebound to the index inputs
     // The memory plan (docs/compile.md, "Memory plan"), made from the first
     // replay's buffer requests: 0 before it, and with the buffer cache off.
