@@ -221,15 +221,34 @@ struct has_block<T, F, std::void_t<decltype(std::declval<const F&>().block(
                            std::declval<T*>(), std::declval<const T* const*>(), 0u, std::size_t{}))>>
     : std::true_type {};
 
+// The forward of a reduction over runs of `cols` consecutive elements (the
+// trailing axes) on `rows` contiguous runs: out[r] from in[r * cols, ...).
+// A forward callable with such a `rows` member and a `cols` member
+// (kernels::RowReduction) lets a captured program fold the reduction into a
+// fused run of elementwise ops.
+template <class T>
+struct RowForm {
+    std::function<void(T* out, const T* in, std::size_t rows)> fn;
+    std::size_t cols = 0;
+};
+
+template <class T, class F, class = void>
+struct has_rows : std::false_type {};
+template <class T, class F>
+struct has_rows<T, F, std::void_t<decltype(std::declval<const F&>().rows(std::declval<T*>(), std::declval<const T*>(),
+                                                                         std::size_t{})),
+                                  decltype(std::size_t{std::declval<const F&>().cols})>> : std::true_type {};
+
 // What a running capture (core/compile/capture.cpp) is told by every op on
 // its thread. Null when none runs: eager mode pays one thread-local load.
 template <class T>
 class CaptureSink {
 public:
     // op.forward(fn) made `out` from `inputs` (all of them, in order);
-    // `block` is set when the op is elementwise (see BlockFn).
+    // `block` is set when the op is elementwise (see BlockFn), `rows` when it
+    // is a reduction over its trailing axes (see RowForm).
     virtual void forward(const char* op, const std::vector<BasicTensor<T>>& inputs, const BasicTensor<T>& out,
-                         ForwardFn<T> fn, BlockFn<T> block) = 0;
+                         ForwardFn<T> fn, BlockFn<T> block, RowForm<T> rows) = 0;
     // op.output(value): a value computed inline, which cannot be replayed.
     virtual void inline_output(const char* op) = 0;
     // A backward reached a record_raw VJP (no tensor ops to record).
@@ -327,10 +346,13 @@ public:
                 block = [f = Fn(fn)](T* o, const T* const* i, unsigned contiguous, std::size_t n) {
                     f.block(o, i, contiguous, n);
                 };
+            detail::RowForm<T> rows;
+            if constexpr (detail::has_rows<T, Fn>::value)
+                rows = {[f = Fn(fn)](T* o, const T* i, std::size_t r) { f.rows(o, i, r); }, fn.cols};
             sink->forward(name_, kept_, out, [f = Fn(std::forward<F>(fn)), name = name_](
                                                  const Array<T>* const* args, std::size_t n) mutable {
                 return Array<T>(detail::call_forward<T>(f, args, n, name));
-            }, std::move(block));
+            }, std::move(block), std::move(rows));
         }
         return out;
     }

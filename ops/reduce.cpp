@@ -136,7 +136,10 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("sum", x.shape_vector(), axes, keepdims);
     if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
-    auto y = op.forward([r](const Array<T>& v) { return reshaped<T>(sum_kept(v, r.axes, r.kept), r.out); });
+    auto whole = [r](const Array<T>& v) { return reshaped<T>(sum_kept(v, r.axes, r.kept), r.out); };
+    // Over the trailing axes: row by row, which a fused replay can do too.
+    const std::size_t run = trailing_run(x.value(), r.axes);
+    auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum)) : op.forward(whole);
     return op.record(y, [kept = std::move(r.kept), in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{broadcast_to(as_kept(g, kept), in)};
     });
@@ -202,7 +205,9 @@ BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdim
     require_elements("logsumexp", x, r);
     if (x.size() == 0) return reduce_empty("logsumexp", x, r);
     Op<T> op("logsumexp", {x});
-    auto y = op.forward([r](const Array<T>& v) { return reshaped<T>(logsumexp_kept(v, r), r.out); });
+    auto whole = [r](const Array<T>& v) { return reshaped<T>(logsumexp_kept(v, r), r.out); };
+    const std::size_t run = trailing_run(x.value(), r.axes);
+    auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum, true)) : op.forward(whole);
     return op.record(y, [kept = std::move(r.kept), sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c,
                                                                                           const BasicTensor<T>& g) {
         // d logsumexp / dx = softmax(x) = exp(x - y)
@@ -225,9 +230,13 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     Shape kept = in;
     for (auto a : axes) kept[a] = 1;
     Op<T> op("sum_to", {x});
-    auto y = op.forward([axes = std::move(axes), kept = std::move(kept), shape](const Array<T>& v) {
+    const std::size_t run = x.size() ? trailing_run(x.value(), axes) : 0;
+    auto whole = [axes = std::move(axes), kept = std::move(kept), shape](const Array<T>& v) {
         return reshaped<T>(sum_kept(v, axes, kept), shape);
-    });
+    };
+    // Over the trailing axes (a gradient of a row statistic): row by row,
+    // which a fused replay can do too.
+    auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum)) : op.forward(whole);
     return op.record(y, [in = std::move(in)](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
 }
 

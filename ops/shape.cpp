@@ -40,11 +40,11 @@ BasicTensor<T> reshape(const BasicTensor<T>& x, const std::vector<std::int64_t>&
         throw ShapeError("reshape: cannot reshape a tensor of shape " + detail::shape_str(x.shape()) + " (" +
                          std::to_string(x.size()) + " elements) to " + detail::shape_str(target));
     Op<T> op("reshape", {x});
-    auto y = op.forward([target](const Array<T>& v) {
+    auto y = op.forward(kernels::copy<T>([target](const Array<T>& v) {
         Array<T> out = v;
         out.reshape(target);
         return out;
-    });
+    }));
     return op.record(y, [from = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{reshape(g, std::vector<std::int64_t>(from.begin(), from.end()))};
     });
@@ -57,7 +57,8 @@ BasicTensor<T> broadcast_to(const BasicTensor<T>& x, const Shape& shape) {
         throw ShapeError("broadcast_to: shape " + detail::shape_str(from) + " cannot be broadcast to " +
                          detail::shape_str(shape));
     Op<T> op("broadcast_to", {x});
-    auto y = op.forward([shape](const Array<T>& v) { return kernels::map_to<T>(kernels::dims(shape), [](T e) { return e; }, v); });
+    auto y = op.forward(kernels::copy<T>(
+        [shape](const Array<T>& v) { return kernels::map_to<T>(kernels::dims(shape), [](T e) { return e; }, v); }));
     // The engine sums the gradient back to x's shape (sum_to), so the VJP
     // passes it through.
     return op.record(y, [](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{g}; });

@@ -5,6 +5,7 @@
 // steps dropped, each computed value freed after its last reader) and
 // replayed as a flat loop over the steps. See docs/compile.md.
 #include <tapegrad/core/compile/capture.hpp>
+#include <tapegrad/core/compile/program.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -20,107 +21,8 @@
 namespace tapegrad::compile {
 
 namespace {
-constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
-}
 
-template <class T>
-struct CompiledStep<T>::Program {
-    struct Step {
-        const char* name;
-        detail::ForwardFn<T> fn;
-        detail::BlockFn<T> block;          // set for elementwise ops: fusable
-        std::vector<std::size_t> in;       // slots read (none: an undefined input)
-        std::size_t out;                   // slot written (a fused group: none, see Fused::outputs)
-        std::vector<std::size_t> release;  // computed slots whose last reader this is
-        bool move = false;                 // a clone of a value read by nothing after it: take its buffer
-        std::size_t group = none;          // a fused group of elementwise steps (groups[group]) instead of fn
-    };
-    // Consecutive elementwise steps over one element count, run block by
-    // block: each block of every value stays in cache from the step that
-    // writes it to the last that reads it. Values read only inside the
-    // group live in scratch rows of one block; the others (read later, or
-    // outputs and gradients) are written whole.
-    struct Operand {
-        // A scratch row, a slot's array, a slot's one value, or a slot
-        // broadcast to the run's shape (a bias row, a column of row means):
-        // copied for each block into the scratch row `copy_row` first.
-        enum Kind { row, whole, repeated, expanded } kind;
-        std::size_t index;  // row number, or slot
-        std::size_t copy_row = 0;
-        kernels::Walk<1> walk{};  // expanded: the slot's strides along the output's (collapsed) axes
-    };
-    struct Member {
-        const char* name;
-        detail::BlockFn<T> block;
-        std::vector<Operand> in;
-        Operand out;
-        unsigned contiguous = 0;  // bit k: input k steps along the block
-    };
-    struct Fused {
-        std::vector<Member> members;
-        std::vector<std::size_t> outputs;  // slots written whole
-        std::size_t elements = 0;
-        std::size_t rows = 0;  // scratch rows it uses (a buffer of rows x row_stride while it runs)
-    };
-    // A tensor from outside the step: a parameter (a leaf that requires
-    // grad) or a constant. Read live on every replay: an optimiser's update
-    // between replays is seen.
-    struct External {
-        std::shared_ptr<detail::TensorImpl<T>> impl;
-        std::size_t slot;
-        Shape shape;
-        bool parameter;
-    };
-    // A .grad a replay writes: a parameter's, or that of the tensor passed
-    // as input `input` (one that requires grad, for a step that calls
-    // backward into it).
-    struct Gradient {
-        std::weak_ptr<detail::TensorImpl<T>> parameter;
-        std::size_t slot;
-        std::size_t input = none;
-    };
-    struct BoundIndex {
-        std::size_t input;  // StepInputs::indices position
-        std::shared_ptr<Index> stored;
-    };
-    struct Listed {  // CaptureOptions::parameters at capture
-        std::string name;
-        const detail::TensorImpl<T>* impl;
-        Shape shape;
-    };
-
-    std::vector<Step> steps;
-    std::vector<Fused> groups;
-    std::size_t row_stride = 0;         // a block (or the largest run, if smaller) and a cache line
-    std::vector<const char*> recorded;  // every op captured, in order (for verify)
-    std::size_t removed = 0;
-    std::vector<Shape> shape;           // every slot's shape (fixed by the guards)
-    detail::Arena arena;                // the replays' planned buffers (declared before the values in it)
-    bool clean = true;                  // the last replay ran to its end (else values may hold buffers)
-    std::vector<Array<T>> values;       // computed slots
-    std::vector<const Array<T>*> ptr;   // every slot's current value
-    std::vector<std::size_t> input_slot;
-    std::vector<Shape> input_shape;
-    std::vector<bool> input_requires_grad;
-    std::vector<std::size_t> index_size;
-    std::vector<External> externals;
-    std::vector<BoundIndex> bound;
-    std::vector<std::size_t> outputs;
-    std::vector<Gradient> gradients;
-    std::vector<Listed> listed;
-    std::vector<BasicTensor<T>> captured_outputs;
-    std::vector<BasicTensor<T>> latest;  // the outputs of the last call
-    std::vector<bool> output_moves;      // output k's buffer can be handed over (see plan)
-    std::vector<const Array<T>*> args;  // scratch for a step's inputs
-    std::vector<const T*> block_args;   // ... and a fused member's
-    StepFn<T> step_fn;                  // kept for verify
-    CaptureOptions<T> options;
-};
-
-namespace {
-
-template <class T>
-using Program = typename CompiledStep<T>::Program;
+using namespace internal;
 
 template <class T>
 void install(detail::CaptureSink<T>* sink) {
@@ -151,8 +53,8 @@ public:
     }
 
     void forward(const char* op, const std::vector<BasicTensor<T>>& inputs, const BasicTensor<T>& out,
-                 detail::ForwardFn<T> fn, detail::BlockFn<T> block) override {
-        typename Program<T>::Step s{op, std::move(fn), std::move(block), {}, none, {}};
+                 detail::ForwardFn<T> fn, detail::BlockFn<T> block, detail::RowForm<T> rows) override {
+        typename Program<T>::Step s{op, std::move(fn), std::move(block), std::move(rows), {}, none, {}};
         s.in.reserve(inputs.size());
         for (const auto& t : inputs) s.in.push_back(t.defined() ? slot_for(t, op) : none);
         s.out = new_slot(out, std::string("the output of '") + op + "' (op " + std::to_string(p_.steps.size()) + ")");
@@ -288,29 +190,6 @@ struct SinkScope {
     SinkScope& operator=(const SinkScope&) = delete;
 };
 
-// Elements per block of a fused group: 4 KiB per row, so the rows a group
-// keeps live at once stay in L1 beside the block of each whole operand.
-template <class T>
-constexpr std::size_t block_elements = 4096 / sizeof(T);
-// Rows are a cache line longer than a block: rows 4 KiB apart would put the
-// same element of every row at the same address bits below 4 KiB, and a
-// load from one row after a store to another would wait on a false
-// dependency (4K aliasing).
-template <class T>
-constexpr std::size_t row_padding = 64 / sizeof(T);
-
-// A value that holds no buffer: xtensor's Array<T>() holds one element.
-template <class T>
-Array<T> nothing() {
-    return Array<T>::from_shape(typename Array<T>::shape_type{0});
-}
-
-std::size_t elements(const Shape& shape) {
-    std::size_t n = 1;
-    for (auto d : shape) n *= d;
-    return n;
-}
-
 // Dead steps dropped: nothing reads their result, no output or gradient is
 // it. Steps of no inputs stay: they may draw from a generator, and eager
 // mode draws.
@@ -334,142 +213,6 @@ void drop_dead(Program<T>& p) {
     p.steps = std::move(kept);
 }
 
-// Slots a replay must keep after its steps: the outputs and gradients.
-template <class T>
-std::vector<bool> pinned_slots(const Program<T>& p) {
-    std::vector<bool> pinned(p.ptr.size(), false);
-    for (auto s : p.outputs) pinned[s] = true;
-    for (auto& g : p.gradients) pinned[g.slot] = true;
-    return pinned;
-}
-
-// A broadcast operand of a fused run: results of at most this many axes.
-constexpr std::size_t kMaxExpandedAxes = 8;
-
-
-// The fusion rule: a run of consecutive elementwise steps (a block form,
-// see detail::BlockFn) whose results all have the same element count N,
-// each input either a result of the run, a value of N elements (then laid
-// out as the result: broadcasting cannot give equal counts otherwise), a
-// single value, or a smaller value broadcast to the result (copied block by
-// block into a scratch row), becomes one step that walks the N elements
-// block by block.
-// The arithmetic per element is the ops' own, so results equal the
-// unfused program's. A new rule goes here, matching steps by name, shape
-// and liveness.
-template <class T>
-void fuse(Program<T>& p) {
-    using Step = typename Program<T>::Step;
-    using Operand = typename Program<T>::Operand;
-    const auto pinned = pinned_slots<T>(p);
-    std::vector<std::size_t> last(p.ptr.size(), none);  // index of a slot's last reader
-    for (std::size_t i = 0; i < p.steps.size(); ++i)
-        for (auto in : p.steps[i].in)
-            if (in != none) last[in] = i;
-    std::vector<std::size_t> produced_at(p.ptr.size(), none);
-
-    auto joins = [&](const Step& s, std::size_t n, std::size_t first) {
-        if (!s.block || s.move || s.out == none || elements(p.shape[s.out]) != n) return false;
-        for (auto in : s.in) {
-            if (in == none) return false;
-            const bool inside = produced_at[in] != none && produced_at[in] >= first;
-            const std::size_t e = elements(p.shape[in]);
-            if (!inside && e != n && e != 1 &&
-                !(detail::broadcasts_into(p.shape[in], p.shape[s.out]) && p.shape[s.out].size() <= kMaxExpandedAxes))
-                return false;
-        }
-        return true;
-    };
-
-    std::vector<Step> out;
-    for (std::size_t i = 0; i < p.steps.size();) {
-        const Step& head = p.steps[i];
-        const std::size_t n = head.out == none ? 0 : elements(p.shape[head.out]);
-        std::size_t j = i;
-        if (n > 0)
-            for (; j < p.steps.size() && joins(p.steps[j], n, i); ++j) produced_at[p.steps[j].out] = j;
-        if (j - i < 2) {  // nothing to fuse
-            if (head.out != none) produced_at[head.out] = i;
-            out.push_back(std::move(p.steps[i]));
-            ++i;
-            continue;
-        }
-        typename Program<T>::Fused g;
-        g.elements = n;
-        Step step{"fused", {}, {}, {}, none, {}};
-        std::unordered_map<std::size_t, std::size_t> row_of;  // slot -> scratch row
-        std::vector<std::size_t> free_rows;
-        std::size_t used = 0;
-        auto take_row = [&] {
-            if (free_rows.empty()) return used++;
-            const std::size_t r = free_rows.back();
-            free_rows.pop_back();
-            return r;
-        };
-        for (std::size_t k = i; k < j; ++k) {
-            Step& s = p.steps[k];
-            std::vector<std::size_t> temporary;  // rows of expanded operands, free after this member
-            typename Program<T>::Member m{s.name, std::move(s.block), {}, {}, 0};
-            for (std::size_t a = 0; a < s.in.size(); ++a) {
-                const std::size_t in = s.in[a];
-                auto r = row_of.find(in);
-                if (r != row_of.end()) {
-                    m.in.push_back({Operand::row, r->second});
-                    m.contiguous |= 1u << a;
-                    continue;
-                }
-                const bool inside = produced_at[in] >= i && produced_at[in] < j;
-                const std::size_t e = elements(p.shape[in]);
-                if (!inside && e == 1 && n != 1) {
-                    m.in.push_back({Operand::repeated, in});
-                } else if (!inside && e != n) {
-                    Operand o{Operand::expanded, in};
-                    const auto to = kernels::dims(p.shape[s.out]), from = kernels::dims(p.shape[in]);
-                    o.walk = kernels::plan<1>(to, {&from});
-                    o.copy_row = take_row();
-                    temporary.push_back(o.copy_row);
-                    m.in.push_back(o);
-                    m.contiguous |= 1u << a;
-                } else {
-                    m.in.push_back({Operand::whole, in});
-                    m.contiguous |= 1u << a;
-                }
-                if (!inside && std::find(step.in.begin(), step.in.end(), in) == step.in.end()) step.in.push_back(in);
-            }
-            // Rows whose value this member reads last are free for later
-            // members (not for its own result: no in-place block).
-            std::vector<std::size_t> done;
-            for (auto in : s.in) {
-                auto r = row_of.find(in);
-                if (r != row_of.end() && last[in] == k) {
-                    done.push_back(r->second);
-                    row_of.erase(r);
-                }
-            }
-            if (pinned[s.out] || (last[s.out] != none && last[s.out] >= j)) {
-                m.out = {Operand::whole, s.out};
-                g.outputs.push_back(s.out);
-            } else {
-                const std::size_t r = take_row();
-                row_of[s.out] = r;
-                m.out = {Operand::row, r};
-            }
-            free_rows.insert(free_rows.end(), done.begin(), done.end());
-            free_rows.insert(free_rows.end(), temporary.begin(), temporary.end());
-            g.members.push_back(std::move(m));
-        }
-        g.rows = used;
-        step.group = p.groups.size();
-        p.groups.push_back(std::move(g));
-        out.push_back(std::move(step));
-        i = j;
-    }
-    p.steps = std::move(out);
-    std::size_t longest = 0;  // a program of small runs needs rows of their length only
-    for (const auto& g : p.groups) longest = std::max(longest, g.elements);
-    p.row_stride = std::min(longest, block_elements<T>) + row_padding<T>;
-}
-
 // The slots a step writes: its result, or a fused group's whole outputs.
 template <class T>
 const std::vector<std::size_t>& written(const Program<T>& p, const typename Program<T>::Step& s,
@@ -487,9 +230,12 @@ void plan(Program<T>& p) {
     if (p.options.fuse) fuse<T>(p);
     const auto pinned = pinned_slots<T>(p);
     std::vector<bool> computed(p.ptr.size(), false);
-    std::vector<std::size_t> one;
-    for (auto& s : p.steps)
-        for (auto w : written<T>(p, s, one)) computed[w] = true;
+    std::vector<std::size_t> writer(p.ptr.size(), none), one;
+    for (std::size_t i = 0; i < p.steps.size(); ++i)
+        for (auto w : written<T>(p, p.steps[i], one)) {
+            computed[w] = true;
+            writer[w] = i;
+        }
     std::vector<std::size_t> last(p.ptr.size(), none);
     std::size_t arity = 0;
     for (std::size_t i = 0; i < p.steps.size(); ++i) {
@@ -499,8 +245,10 @@ void plan(Program<T>& p) {
     }
     for (auto& g : p.groups)
         for (auto& m : g.members) arity = std::max(arity, m.in.size());
+    // Freed after the last reader; a value no later step reads (a row
+    // result only its fused run read, a draw nobody used) after its writer.
     for (std::size_t s = 0; s < p.ptr.size(); ++s)
-        if (computed[s] && !pinned[s] && last[s] != none) p.steps[last[s]].release.push_back(s);
+        if (computed[s] && !pinned[s]) p.steps[last[s] != none ? last[s] : writer[s]].release.push_back(s);
     // A copy of a value nobody reads afterwards (the engine's copy of a
     // gradient for .grad, say) takes the value's buffer instead.
     for (std::size_t i = 0; i < p.steps.size(); ++i) {
@@ -616,73 +364,6 @@ void write_output(BasicTensor<T>& out, const Array<T>& value) {
     auto& data = out.impl()->storage->data;
     std::copy(value.data(), value.data() + value.size(), data.data());
     ++out.impl()->storage->version;
-}
-
-// Elements [offset, offset + n) of a value broadcast along `w` (its strides
-// along the result's collapsed axes), into dst: along the innermost axis the
-// value is either contiguous (copied) or one element (filled).
-template <class T>
-void expand(const T* src, const kernels::Walk<1>& w, std::size_t offset, std::size_t n, T* dst) {
-    const std::size_t axes = w.shape.size(), inner = w.shape.back(), step = w.strides[0].back();
-    std::size_t index[kMaxExpandedAxes];
-    std::size_t rest = offset, from = 0;
-    for (std::size_t a = axes; a-- > 0;) {
-        index[a] = rest % w.shape[a];
-        rest /= w.shape[a];
-        from += index[a] * w.strides[0][a];
-    }
-    while (n > 0) {
-        const std::size_t len = std::min(inner - index[axes - 1], n);
-        if (step) std::copy(src + from, src + from + len, dst);
-        else std::fill(dst, dst + len, src[from]);
-        dst += len;
-        n -= len;
-        // Next row: the innermost index back to 0, an odometer over the others.
-        from -= index[axes - 1] * step;
-        index[axes - 1] = 0;
-        for (std::size_t a = axes - 1; a-- > 0;) {
-            from += w.strides[0][a];
-            if (++index[a] < w.shape[a]) break;
-            from -= w.strides[0][a] * w.shape[a];
-            index[a] = 0;
-        }
-    }
-}
-
-// One fused group: its whole outputs allocated, then every block of
-// block_elements through all members in order.
-template <class T>
-void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
-    using Operand = typename Program<T>::Operand;
-    for (auto slot : g.outputs) {
-        p.values[slot] = Array<T>::from_shape(p.shape[slot]);
-        p.ptr[slot] = &p.values[slot];
-    }
-    // The rows live while the group runs: a temporary like any other, in
-    // the program's arena from the second replay on.
-    auto scratch = Array<T>::from_shape(typename Array<T>::shape_type{g.rows * p.row_stride});
-    T* rows = scratch.data();
-    constexpr std::size_t B = block_elements<T>;
-    auto at = [&](const Operand& o, std::size_t offset, std::size_t n) -> T* {
-        switch (o.kind) {
-            case Operand::row: return rows + o.index * p.row_stride;
-            case Operand::whole: return const_cast<T*>(p.ptr[o.index]->data()) + offset;
-            case Operand::repeated: return const_cast<T*>(p.ptr[o.index]->data());
-            default: {
-                T* row = rows + o.copy_row * p.row_stride;
-                expand(p.ptr[o.index]->data(), o.walk, offset, n, row);
-                return row;
-            }
-        }
-    };
-    const T** in = p.block_args.data();
-    for (std::size_t offset = 0; offset < g.elements; offset += B) {
-        const std::size_t n = std::min(B, g.elements - offset);
-        for (auto& m : g.members) {
-            for (std::size_t k = 0; k < m.in.size(); ++k) in[k] = at(m.in[k], offset, n);
-            m.block(at(m.out, offset, n), in, m.contiguous, n);
-        }
-    }
 }
 
 // The arena serves the steps' buffers between begin() and end().

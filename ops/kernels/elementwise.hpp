@@ -201,6 +201,25 @@ struct Elementwise {
     }
 };
 
+// The forward of an op that moves elements without changing them
+// (reshape, broadcast_to): `whole` on whole arrays; block() copies its one
+// input's block (or repeats its one value), so a captured program can keep
+// such an op inside a fused run, its input read in the output's order
+// (same element count, or broadcast to the output).
+template <class T, class F>
+struct Copy {
+    F whole;
+    Array<T> operator()(const Array<T>& a) const { return whole(a); }
+    void block(T* out, const T* const* in, unsigned contiguous, std::size_t n) const {
+        if (contiguous & 1u) std::copy(in[0], in[0] + n, out);
+        else std::fill(out, out + n, in[0][0]);
+    }
+};
+template <class T, class F>
+Copy<T, F> copy(F whole) {
+    return {std::move(whole)};
+}
+
 template <class T, std::size_t N, class F>
 Elementwise<T, N, F> elementwise(F f) {
     static_assert(N >= 1 && N <= 3, "kernels::elementwise: 1 to 3 inputs");

@@ -201,10 +201,14 @@ Array<T> apply(Fn fn, const Array<T>& x) {
 }
 
 template <class T>
+void fold_rows(Fold fold, const T* in, std::size_t rows, std::size_t cols, T* out) {
+    for (std::size_t r = 0; r < rows; ++r) out[r] = cols ? fold_row(fold, in + r * cols, cols) : T(0);
+}
+
+template <class T>
 Array<T> fold_inner(Fold fold, const Array<T>& x, std::size_t cols, const Dims& shape) {
     Array<T> out = Array<T>::from_shape(shape);
-    const std::size_t rows = out.size();
-    for (std::size_t r = 0; r < rows; ++r) out.data()[r] = cols ? fold_row(fold, x.data() + r * cols, cols) : T(0);
+    fold_rows(fold, x.data(), out.size(), cols, out.data());
     return out;
 }
 
@@ -243,13 +247,13 @@ T finite_or_zero(T m) {
 }  // namespace
 
 template <class T>
-Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape) {
+void logsumexp_rows(const T* in, std::size_t rows, std::size_t cols, T* out) {
     using B = xsimd::batch<T>;
     constexpr std::size_t lanes = B::size;
-    Array<T> out = fold_inner(Fold::max, x, cols, shape);
-    for (std::size_t r = 0; r < out.size(); ++r) {
-        const T* p = x.data() + r * cols;
-        const T shift = finite_or_zero(out.data()[r]);
+    fold_rows(Fold::max, in, rows, cols, out);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const T* p = in + r * cols;
+        const T shift = finite_or_zero(out[r]);
         const B s(shift);
         B acc(T(0));
         std::size_t c = 0;
@@ -260,8 +264,14 @@ Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape)
             std::copy(p + c, p + cols, buf);
             acc += exp_batch(B::load_aligned(buf) - s);
         }
-        out.data()[r] = std::log(xsimd::hadd(acc)) + shift;
+        out[r] = std::log(xsimd::hadd(acc)) + shift;
     }
+}
+
+template <class T>
+Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape) {
+    Array<T> out = Array<T>::from_shape(shape);
+    logsumexp_rows(x.data(), out.size(), cols, out.data());
     return out;
 }
 
@@ -295,6 +305,8 @@ Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape) 
     template Array<T> fold_inner(Fold, const Array<T>&, std::size_t, const Dims&);       \
     template Array<T> fold_leading(Fold, const Array<T>&, std::size_t, const Dims&);     \
     template Array<T> logsumexp_inner(const Array<T>&, std::size_t, const Dims&);        \
+    template void fold_rows(Fold, const T*, std::size_t, std::size_t, T*);               \
+    template void logsumexp_rows(const T*, std::size_t, std::size_t, T*);                \
     template Array<T> logsumexp_leading(const Array<T>&, std::size_t, const Dims&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

@@ -59,4 +59,34 @@ Array<T> logsumexp_inner(const Array<T>& x, std::size_t cols, const Dims& shape)
 template <class T>
 Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape);
 
+// The row loops of fold_inner and logsumexp_inner on raw rows: out[r] from
+// in[r * cols, (r + 1) * cols). The whole-array forms call these, and so
+// does a fused replay on a block of rows, so both give the same bits.
+template <class T>
+void fold_rows(Fold fold, const T* in, std::size_t rows, std::size_t cols, T* out);
+template <class T>
+void logsumexp_rows(const T* in, std::size_t rows, std::size_t cols, T* out);
+
+// The forward of a reduction over the trailing axes (runs of `cols`
+// elements) handed to Op::forward (core/op.hpp): called on whole arrays it is
+// `whole`; rows() runs the same row loop on `rows` contiguous rows, so a
+// captured program can fold the reduction into a fused run of elementwise
+// ops (core/compile/capture.cpp, "Fusion").
+template <class T, class F>
+struct RowReduction {
+    F whole;
+    std::size_t cols;
+    Fold fold;
+    bool logsumexp;  // log(sum(exp)) instead of `fold`
+    Array<T> operator()(const Array<T>& x) const { return whole(x); }
+    void rows(T* out, const T* in, std::size_t rows) const {
+        if (logsumexp) logsumexp_rows(in, rows, cols, out);
+        else fold_rows(fold, in, rows, cols, out);
+    }
+};
+template <class T, class F>
+RowReduction<T, F> row_reduction(F whole, std::size_t cols, Fold fold, bool logsumexp = false) {
+    return {std::move(whole), cols, fold, logsumexp};
+}
+
 }  // namespace tapegrad::kernels
