@@ -35,8 +35,7 @@ Arena::~Arena() { retire(); }
 // The plan goes now, or with the last buffer served from it.
 void Arena::retire() noexcept {
     if (!plan_) return;
-    if (plan_->live == 0) delete plan_;
-    else plan_->orphaned = true;
+    if (plan_->references.fetch_sub(1, std::memory_order_acq_rel) == 1) delete plan_;
     plan_ = nullptr;
 }
 
@@ -106,7 +105,7 @@ void Arena::end() noexcept {
 void* Arena::allocate(std::size_t bytes) {
     if (mode_ == Mode::recording) {
         void* p = cache_allocate(bytes);
-        recording_.push_back({bytes, clock_++, never, none, {}, false, nullptr});
+        recording_.push_back({bytes, clock_++, never, none, {}, {}, nullptr});
         open_[p] = static_cast<std::uint32_t>(recording_.size() - 1);
         return p;
     }
@@ -116,13 +115,13 @@ void* Arena::allocate(std::size_t bytes) {
         Request& r = requests[k];
         if (r.offset == none) return cache_allocate(bytes);
         bool free = true;
-        for (auto j : r.overlapping) free = free && !requests[j].live;
+        for (auto j : r.overlapping) free = free && !requests[j].live.on.load(std::memory_order_acquire);
         if (free) {
             void* p = plan_->block + r.offset + kBufferAlignment;
             unpoison(static_cast<char*>(p) - sizeof(BufferHeader), sizeof(BufferHeader) + bytes);
             buffer_header(p) = BufferHeader{kArenaOwner, &r};
-            r.live = true;
-            ++plan_->live;
+            r.live.on.store(true, std::memory_order_relaxed);
+            plan_->references.fetch_add(1, std::memory_order_relaxed);
             return p;
         }
     }
@@ -150,9 +149,9 @@ bool Arena::note_release(void* p) noexcept {
 void Arena::release(void* p) noexcept {
     auto* r = static_cast<Request*>(buffer_header(p).raw);
     Plan* plan = r->plan;
-    r->live = false;
     poison(p, r->bytes);
-    if (--plan->live == 0 && plan->orphaned) delete plan;
+    r->live.on.store(false, std::memory_order_release);  // the buffer's last use happens before its reuse
+    if (plan->references.fetch_sub(1, std::memory_order_acq_rel) == 1) delete plan;
 }
 
 // Offsets for the requests released within the recorded replay or kept to

@@ -22,6 +22,7 @@
 // valid however long it is held.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -62,20 +63,32 @@ public:
 
 private:
     struct Plan;
+    // A buffer's "served and not released" flag: released on any thread
+    // (a gradient dropped elsewhere), read by the replaying one.
+    struct Live {
+        std::atomic<bool> on{false};
+        Live() = default;
+        Live(const Live& o) : on(o.on.load(std::memory_order_relaxed)) {}
+        Live& operator=(const Live& o) {
+            on.store(o.on.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            return *this;
+        }
+    };
     struct Request {
         std::size_t bytes;
         std::uint64_t made, released;
         std::size_t offset;                     // in the block; none: not planned
         std::vector<std::uint32_t> overlapping;  // the other planned requests sharing a byte with it
-        bool live = false;
+        Live live;
         Plan* plan = nullptr;
     };
     struct Plan {
         std::vector<Request> requests;
         char* block = nullptr;
         std::size_t bytes = 0, planned = 0;
-        std::size_t live = 0;   // buffers served and not released
-        bool orphaned = false;  // its arena let go: freed with its last buffer
+        // Buffers served and not released, plus one while its arena holds
+        // it: the plan is freed when the count reaches 0 (any thread).
+        std::atomic<std::size_t> references{1};
         ~Plan();
     };
     void make_plan(std::vector<Request> requests);

@@ -7,10 +7,16 @@
 // (LeakSanitizer checks the rest when the program exits).
 #include <doctest/doctest.h>
 
+#include <condition_variable>
+#include <deque>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 
+#include <xtensor/xmath.hpp>
+
+#include <tapegrad/core/compile/capture.hpp>
 #include <tapegrad/nn/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -124,6 +130,72 @@ TEST_CASE("memory: a graph kept alive across steps holds its nodes until release
     CHECK(live_graph_nodes() == baseline + 10 * per_graph);
     kept.clear();
     CHECK(live_graph_nodes() == baseline);
+}
+
+TEST_CASE("memory: tensors freed on another thread: a compiled step's outputs and gradients from its arena") {
+    // A replay hands its loss and gradients over from the program's planned
+    // block (core/arena.hpp); a worker thread drops them while later replays
+    // run on this one. Every replay still equals eager mode, and the block
+    // outlives the program for the gradients still held.
+    Generator gen(3);
+    nn::Linear<double> layer(5, 4, true, gen);
+    compile::StepFn<double> step = [&](const compile::StepInputs<double>& in) {
+        auto loss = sum(tanh(layer.forward(in.tensors[0])));
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    auto batch = [](std::size_t k) {
+        Generator g(100 + k);
+        return Tensor64::randn({6, 5}, g);
+    };
+    std::mutex m;
+    std::condition_variable ready;
+    std::deque<std::vector<Tensor64>> handed;
+    bool done = false;
+    std::thread worker([&] {
+        for (;;) {
+            std::unique_lock<std::mutex> lock(m);
+            ready.wait(lock, [&] { return done || !handed.empty(); });
+            if (handed.empty()) return;
+            auto held = std::move(handed.front());
+            handed.pop_front();
+            lock.unlock();
+            held.clear();  // released here, not on the replaying thread
+        }
+    });
+    Tensor64 kept_grad;
+    {
+        auto compiled = compile::capture<double>(step, {{batch(0)}, {}});
+        for (std::size_t k = 1; k <= 200; ++k) {
+            auto x = batch(k);
+            auto loss = compiled({{x}, {}})[0];
+            std::vector<Tensor64> give{loss, layer.weight.grad(), layer.bias.grad()};
+            if (k % 50 == 0) {
+                nn::Linear<double> eager(5, 4, true, gen);
+                eager.weight.modify([&](auto& v) { v = layer.weight.value(); });
+                eager.bias.modify([&](auto& v) { v = layer.bias.value(); });
+                auto want = sum(tanh(eager.forward(x)));
+                want.backward();
+                CHECK(std::abs(loss.item() - want.item()) <= 1e-12 * std::max(1.0, std::abs(want.item())));
+                CHECK(xt::allclose(layer.weight.grad().value(), eager.weight.grad().value(), 1e-12, 0.0));
+            }
+            {
+                std::lock_guard<std::mutex> lock(m);
+                handed.push_back(std::move(give));
+            }
+            ready.notify_one();
+        }
+        kept_grad = layer.weight.grad();
+    }  // the program goes; the gradient it handed over stays valid
+    {
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+    }
+    ready.notify_one();
+    worker.join();
+    const Array<double> copy = kept_grad.value();
+    for (int i = 0; i < 10; ++i) (void)(batch(300 + i) * 3.0);
+    CHECK(kept_grad.value() == copy);
 }
 
 TEST_CASE("memory: tensors freed on another thread do not fill that thread's buffer cache") {
