@@ -1,6 +1,7 @@
 // The programs of the random-graph fuzzer that CI runs: the same seeds are
 // checked against finite differences (tests/test_fuzz_graphs.cpp) and
-// captured and replayed against eager mode (tests/test_compile_fuzz.cpp).
+// captured and replayed against eager mode in float64 and float32
+// (tests/test_compile_fuzz.cpp).
 // One CTest test per batch, so ctest -j spreads them over the cores.
 #pragma once
 

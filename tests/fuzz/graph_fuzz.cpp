@@ -149,27 +149,33 @@ const char* reduction_name(int r) {
 // sum < 1/2 < its diagonal), so far from singular with a determinant in
 // (0.5^n, 1.5^n); I + tanh(x)·tanh(x)ᵀ/n is positive definite with
 // eigenvalues in [1, 2]. The reproducer prints the same expressions.
-Tensor64 general(const Tensor64& x) {
+template <class T>
+BasicTensor<T> general(const BasicTensor<T>& x) {
     const std::size_t n = x.shape().back();
-    return eye<double>(n) + tanh(x) * (0.5 / double(n));
+    return eye<T>(n) + tanh(x) * (0.5 / double(n));
 }
-Tensor64 positive_definite(const Tensor64& x) {
+template <class T>
+BasicTensor<T> positive_definite(const BasicTensor<T>& x) {
     const std::size_t n = x.shape().back();
     auto t = tanh(x);
-    return eye<double>(n) + matmul(t, t, false, true) * (1.0 / double(n));
+    return eye<T>(n) + matmul(t, t, false, true) * (1.0 / double(n));
 }
 
-Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector<Tensor64>& inputs) {
-    auto a = [&](std::size_t i) -> const Tensor64& { return v[static_cast<std::size_t>(in.args[i])]; };
+// One instruction on tensors of either dtype: the generator and gradcheck
+// run it in float64; tests/test_compile_fuzz.cpp also in float32 (the
+// scalar parameters are then rounded to float, in eager and replay alike).
+template <class T>
+BasicTensor<T> exec(const Instr& in, const std::vector<BasicTensor<T>>& v, const std::vector<BasicTensor<T>>& inputs) {
+    auto a = [&](std::size_t i) -> const BasicTensor<T>& { return v[static_cast<std::size_t>(in.args[i])]; };
     auto all = [&] {
-        std::vector<Tensor64> xs;
+        std::vector<BasicTensor<T>> xs;
         for (int id : in.args) xs.push_back(v[static_cast<std::size_t>(id)]);
         return xs;
     };
     const Index rest(in.ints.begin() + (in.ints.empty() ? 0 : 1), in.ints.end());
     switch (in.op) {
         case Op::input: return inputs[static_cast<std::size_t>(in.input)];
-        case Op::one_hot: return one_hot<double>(in.ints, in.shape2[0]);
+        case Op::one_hot: return one_hot<T>(in.ints, in.shape2[0]);
         case Op::add: return a(0) + a(1);
         case Op::sub: return a(0) - a(1);
         case Op::mul: return a(0) * a(1);
@@ -254,13 +260,13 @@ Tensor64 exec(const Instr& in, const std::vector<Tensor64>& v, const std::vector
         case Op::linear: {
             Generator g(0);
             const auto& w = a(1);
-            nn::Linear<double> m(w.shape()[0], w.shape()[1], in.f0, g);
+            nn::Linear<T> m(w.shape()[0], w.shape()[1], in.f0, g);
             m.parameter("weight") = w;
             if (in.f0) m.parameter("bias") = a(2);
             return m(a(0));
         }
         case Op::layer_norm: {
-            nn::LayerNorm<double> m(a(0).shape().back(), 1e-5, in.f0);
+            nn::LayerNorm<T> m(a(0).shape().back(), T(1e-5), in.f0);
             if (in.f0) {
                 m.parameter("weight") = a(1);
                 m.parameter("bias") = a(2);
@@ -1490,23 +1496,25 @@ std::string expr(const Instr& in) {
 
 const char* op_name(Op op) { return info(op).name; }
 
-Tensor64 user_mul_tanh(const Tensor64& a, const Tensor64& b) {
-    tapegrad::Op<double> op("fuzz::user_mul_tanh", {a, b});
-    auto y = op.forward([](const Array<double>& u, const Array<double>& v) { return Array<double>(u * xt::tanh(v)); });
-    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Tensor64& g) {
+template <class T>
+BasicTensor<T> user_mul_tanh(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    tapegrad::Op<T> op("fuzz::user_mul_tanh", {a, b});
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return Array<T>(u * xt::tanh(v)); });
+    return op.record(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& ctx, const BasicTensor<T>& g) {
         auto t = ctx.unpack(sb).tanh();
-        Grads<double> grads(2);
+        Grads<T> grads(2);
         if (ctx.needs(0)) grads[0] = g * t;
-        if (ctx.needs(1)) grads[1] = g * ctx.unpack(sa) * (1.0 - t * t);
+        if (ctx.needs(1)) grads[1] = g * ctx.unpack(sa) * (T(1) - t * t);
         return grads;
     });
 }
 
-Tensor64 user_raw_mul_sin(const Tensor64& a, const Tensor64& b) {
-    tapegrad::Op<double> op("fuzz::user_raw_mul_sin", {a, b});
-    auto y = op.forward([](const Array<double>& u, const Array<double>& v) { return Array<double>(u * xt::sin(v)); });
-    return op.record_raw(y, [sa = op.save(a), sb = op.save(b)](VjpContext<double>& ctx, const Array<double>& g) {
-        RawGrads<double> grads(2);
+template <class T>
+BasicTensor<T> user_raw_mul_sin(const BasicTensor<T>& a, const BasicTensor<T>& b) {
+    tapegrad::Op<T> op("fuzz::user_raw_mul_sin", {a, b});
+    auto y = op.forward([](const Array<T>& u, const Array<T>& v) { return Array<T>(u * xt::sin(v)); });
+    return op.record_raw(y, [sa = op.save(a), sb = op.save(b)](VjpContext<T>& ctx, const Array<T>& g) {
+        RawGrads<T> grads(2);
         if (ctx.needs(0)) grads[0] = g * xt::sin(ctx.value(sb));
         if (ctx.needs(1)) grads[1] = g * ctx.value(sa) * xt::cos(ctx.value(sb));
         return grads;
@@ -1527,8 +1535,9 @@ std::vector<Tensor64> input_tensors(const Program& p) {
     return t;
 }
 
-Tensor64 run(const Program& p, const std::vector<Tensor64>& inputs) {
-    std::vector<Tensor64> v;
+template <class T>
+BasicTensor<T> run(const Program& p, const std::vector<BasicTensor<T>>& inputs) {
+    std::vector<BasicTensor<T>> v;
     v.reserve(p.code.size());
     for (std::size_t k = 0; k <= static_cast<std::size_t>(p.output); ++k) v.push_back(exec(p.code[k], v, inputs));
     return v[static_cast<std::size_t>(p.output)];
@@ -1702,5 +1711,13 @@ FuzzOutcome fuzz_one(std::uint64_t seed, const GenerateOptions& gen, const Check
     out.report = os.str();
     return out;
 }
+
+// The dtypes programs run in (graph_fuzz.hpp).
+template Tensor run(const Program&, const std::vector<Tensor>&);
+template Tensor64 run(const Program&, const std::vector<Tensor64>&);
+template Tensor user_mul_tanh(const Tensor&, const Tensor&);
+template Tensor64 user_mul_tanh(const Tensor64&, const Tensor64&);
+template Tensor user_raw_mul_sin(const Tensor&, const Tensor&);
+template Tensor64 user_raw_mul_sin(const Tensor64&, const Tensor64&);
 
 }  // namespace tapegrad::fuzz

@@ -67,8 +67,11 @@ const char* op_name(Op op);
 // The user-written ops the fuzzer draws, built with the public op API only
 // (as reproducers print them): a * tanh(b) with its VJP in tensor ops, and
 // a * sin(b) with its VJP on raw values. a and b broadcast together.
-Tensor64 user_mul_tanh(const Tensor64& a, const Tensor64& b);
-Tensor64 user_raw_mul_sin(const Tensor64& a, const Tensor64& b);
+// float32 and float64 (Tensor, Tensor64).
+template <class T>
+BasicTensor<T> user_mul_tanh(const BasicTensor<T>& a, const BasicTensor<T>& b);
+template <class T>
+BasicTensor<T> user_raw_mul_sin(const BasicTensor<T>& a, const BasicTensor<T>& b);
 constexpr int kNumOps = static_cast<int>(Op::count_);
 
 // One instruction: value k of a program is the result of code[k].
@@ -108,8 +111,11 @@ struct GenerateOptions {
 // A random program; the same seed and options always give the same program.
 Program generate(std::uint64_t seed, const GenerateOptions& options = {});
 
-// The program's output for these leaves (as gradcheck calls it).
-Tensor64 run(const Program& p, const std::vector<Tensor64>& inputs);
+// The program's output for these leaves (as gradcheck calls it). Programs
+// are generated and checked in float64; they also run in float32 (Tensor),
+// on the inputs cast to float, for tests/test_compile_fuzz.cpp.
+template <class T>
+BasicTensor<T> run(const Program& p, const std::vector<BasicTensor<T>>& inputs);
 std::vector<Tensor64> input_tensors(const Program& p);
 
 // Checks every instruction's preconditions on its actual argument values
