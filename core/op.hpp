@@ -221,23 +221,27 @@ struct has_block<T, F, std::void_t<decltype(std::declval<const F&>().block(
                            std::declval<T*>(), std::declval<const T* const*>(), 0u, std::size_t{}))>>
     : std::true_type {};
 
-// The forward of a reduction over runs of `cols` consecutive elements (the
-// trailing axes) on `rows` contiguous runs: out[r] from in[r * cols, ...).
-// A forward callable with such a `rows` member and a `cols` member
-// (kernels::RowReduction) lets a captured program fold the reduction into a
-// fused run of elementwise ops.
+// The forward of a reduction of an input laid out as rows of `cols`
+// elements, on `rows` contiguous rows: over the trailing axes, out[r] from
+// in[r * cols, ...); over the leading axes (`leading`), the rows folded into
+// out's one row of cols (starting from the first row when `first`, else
+// into what out holds). A forward callable with such a `rows` member and
+// `cols` and `leading` members (kernels::RowReduction) lets a captured
+// program fold the reduction into a fused run of elementwise ops.
 template <class T>
 struct RowForm {
-    std::function<void(T* out, const T* in, std::size_t rows)> fn;
+    std::function<void(T* out, const T* in, std::size_t rows, bool first)> fn;
     std::size_t cols = 0;
+    bool leading = false;
 };
 
 template <class T, class F, class = void>
 struct has_rows : std::false_type {};
 template <class T, class F>
 struct has_rows<T, F, std::void_t<decltype(std::declval<const F&>().rows(std::declval<T*>(), std::declval<const T*>(),
-                                                                         std::size_t{})),
-                                  decltype(std::size_t{std::declval<const F&>().cols})>> : std::true_type {};
+                                                                         std::size_t{}, bool{})),
+                                  decltype(std::size_t{std::declval<const F&>().cols}),
+                                  decltype(bool{std::declval<const F&>().leading})>> : std::true_type {};
 
 // What a running capture (core/compile/capture.cpp) is told by every op on
 // its thread. Null when none runs: eager mode pays one thread-local load.
@@ -348,7 +352,8 @@ public:
                 };
             detail::RowForm<T> rows;
             if constexpr (detail::has_rows<T, Fn>::value)
-                rows = {[f = Fn(fn)](T* o, const T* i, std::size_t r) { f.rows(o, i, r); }, fn.cols};
+                rows = {[f = Fn(fn)](T* o, const T* i, std::size_t r, bool first) { f.rows(o, i, r, first); },
+                        fn.cols, fn.leading};
             sink->forward(name_, kept_, out, [f = Fn(std::forward<F>(fn)), name = name_](
                                                  const Array<T>* const* args, std::size_t n) mutable {
                 return Array<T>(detail::call_forward<T>(f, args, n, name));

@@ -64,6 +64,14 @@ std::size_t leading_axes(const Array<T>&, const std::vector<std::size_t>& axes) 
     return axes.size();
 }
 
+// The rows the leading k axes of x make (their sizes' product).
+template <class T>
+std::size_t rows_of(const Array<T>& x, std::size_t k) {
+    std::size_t rows = 1;
+    for (std::size_t i = 0; i < k; ++i) rows *= x.shape()[i];
+    return rows;
+}
+
 // The number of elements in each run the axes cover when they are the
 // last axes of x (all of them included), 0 otherwise.
 template <class T>
@@ -137,9 +145,12 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
     auto whole = [r](const Array<T>& v) { return reshaped<T>(sum_kept(v, r.axes, r.kept), r.out); };
-    // Over the trailing axes: row by row, which a fused replay can do too.
-    const std::size_t run = trailing_run(x.value(), r.axes);
-    auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum)) : op.forward(whole);
+    // Over the trailing or the leading axes: row by row, which a fused
+    // replay can do too.
+    const std::size_t run = trailing_run(x.value(), r.axes), lead = run ? 0 : leading_axes(x.value(), r.axes);
+    auto y = run    ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum))
+             : lead ? op.forward(kernels::leading_reduction<T>(whole, x.size() / rows_of(x.value(), lead), kernels::Fold::sum))
+                    : op.forward(whole);
     return op.record(y, [kept = std::move(r.kept), in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
         return Grads<T>{broadcast_to(as_kept(g, kept), in)};
     });
@@ -231,12 +242,16 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     for (auto a : axes) kept[a] = 1;
     Op<T> op("sum_to", {x});
     const std::size_t run = x.size() ? trailing_run(x.value(), axes) : 0;
+    const std::size_t leading = x.size() && !run ? leading_axes(x.value(), axes) : 0;
+    const std::size_t cols = leading ? x.size() / rows_of(x.value(), leading) : 0;
     auto whole = [axes = std::move(axes), kept = std::move(kept), shape](const Array<T>& v) {
         return reshaped<T>(sum_kept(v, axes, kept), shape);
     };
-    // Over the trailing axes (a gradient of a row statistic): row by row,
-    // which a fused replay can do too.
-    auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum)) : op.forward(whole);
+    // Over the trailing axes (a gradient of a row statistic) or the leading
+    // ones (a bias gradient): row by row, which a fused replay can do too.
+    auto y = run       ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum))
+             : leading ? op.forward(kernels::leading_reduction<T>(whole, cols, kernels::Fold::sum))
+                       : op.forward(whole);
     return op.record(y, [in = std::move(in)](VjpContext<T>&, const BasicTensor<T>& g) { return Grads<T>{broadcast_to(g, in)}; });
 }
 

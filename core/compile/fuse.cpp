@@ -61,7 +61,7 @@ template <class T>
 void fuse(Program<T>& p) {
     using Step = typename Program<T>::Step;
     using Operand = typename Program<T>::Operand;
-    enum Kind { no, wide, narrow, reduce };
+    enum Kind { no, wide, narrow, reduce, column };
     struct Run {
         std::size_t n = 0, cols = 0, first = 0;
     };
@@ -71,6 +71,7 @@ void fuse(Program<T>& p) {
         for (auto in : p.steps[i].in)
             if (in != none) last[in] = i;
     std::vector<std::size_t> produced_at(p.ptr.size(), none);
+    std::vector<bool> folded(p.ptr.size(), false);  // a leading reduction's result: whole only after the run
     auto count = [&](std::size_t slot) { return elements(p.shape[slot]); };
     auto inside = [&](std::size_t slot, const Run& r) { return produced_at[slot] != none && produced_at[slot] >= r.first; };
     auto reduction = [&](const Step& s) {
@@ -83,11 +84,14 @@ void fuse(Program<T>& p) {
     };
     auto kind_of = [&](const Step& s, const Run& r) -> Kind {
         if (s.out == none || s.move) return no;
+        for (auto in : s.in)
+            if (in != none && inside(in, r) && folded[in]) return no;  // complete only after the last block
         const std::size_t e = count(s.out);
         if (reduction(s)) {
             const std::size_t c = s.rows.cols;
-            if (count(s.in[0]) != r.n || r.n % c != 0 || (r.cols && r.cols != c) || e != r.n / c) return no;
-            return reduce;
+            if (count(s.in[0]) != r.n || r.n % c != 0 || (r.cols && r.cols != c)) return no;
+            if (s.rows.leading) return e == c ? column : no;
+            return e == r.n / c ? reduce : no;
         }
         if (!s.block) return no;
         const Shape& out = p.shape[s.out];
@@ -123,9 +127,10 @@ void fuse(Program<T>& p) {
             for (; j < p.steps.size(); ++j) {
                 const Kind k = kind_of(p.steps[j], r);
                 if (k == no) break;
-                if (k == reduce) r.cols = p.steps[j].rows.cols;
+                if (k == reduce || k == column) r.cols = p.steps[j].rows.cols;
                 kinds.push_back(k);
                 produced_at[p.steps[j].out] = j;
+                folded[p.steps[j].out] = k == column;
             }
         if (j - i < 2) {  // nothing to fuse
             if (head.out != none) produced_at[head.out] = i;
@@ -151,7 +156,7 @@ void fuse(Program<T>& p) {
         for (std::size_t k = i; k < j; ++k) {
             Step& s = p.steps[k];
             const Kind kind = kinds[k - i];
-            const std::size_t member_n = kind == narrow ? r.n / r.cols : r.n;  // a reduction reads wide
+            const std::size_t member_n = kind == narrow ? r.n / r.cols : r.n;  // a reduction reads wide values
             std::vector<std::size_t> temporary;  // rows of expanded operands, free after this member
             typename Program<T>::Member m{s.name, std::move(s.block), std::move(s.rows), {}, {}, 0, kind == narrow};
             for (std::size_t a = 0; a < s.in.size(); ++a) {
@@ -270,8 +275,12 @@ void run_fused(Program<T>& p, typename Program<T>::Fused& g) {
     for (std::size_t offset = 0; offset < g.elements; offset += g.block) {
         const std::size_t n = std::min(g.block, g.elements - offset);
         for (auto& m : g.members) {
+            if (m.rows.fn && m.rows.leading) {  // this block's rows folded into the one result row
+                m.rows.fn(at(m.out, 0, g.cols), at(m.in[0], offset, n), n / g.cols, offset == 0);
+                continue;
+            }
             if (m.rows.fn) {  // this block's rows folded into their results
-                m.rows.fn(at(m.out, offset / g.cols, n / g.cols), at(m.in[0], offset, n), n / g.cols);
+                m.rows.fn(at(m.out, offset / g.cols, n / g.cols), at(m.in[0], offset, n), n / g.cols, false);
                 continue;
             }
             const std::size_t o = m.per_row ? offset / g.cols : offset, c = m.per_row ? n / g.cols : n;

@@ -213,6 +213,21 @@ Array<T> fold_inner(Fold fold, const Array<T>& x, std::size_t cols, const Dims& 
 }
 
 template <class T>
+void fold_columns(Fold fold, const T* in, std::size_t rows, std::size_t cols, T* out, bool first) {
+    if (rows == 0) return;
+    // Row after row folded into the output row: a contiguous loop.
+    if (first) std::copy(in, in + cols, out);
+    for (std::size_t r = first ? 1 : 0; r < rows; ++r) {
+        const T* p = in + r * cols;
+        switch (fold) {
+            case Fold::sum: for (std::size_t c = 0; c < cols; ++c) out[c] += p[c]; break;
+            case Fold::max: for (std::size_t c = 0; c < cols; ++c) out[c] = p[c] > out[c] ? p[c] : out[c]; break;
+            case Fold::min: for (std::size_t c = 0; c < cols; ++c) out[c] = p[c] < out[c] ? p[c] : out[c]; break;
+        }
+    }
+}
+
+template <class T>
 Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& shape) {
     std::size_t rows = 1;
     for (std::size_t i = 0; i < k; ++i) rows *= x.shape()[i];
@@ -224,16 +239,7 @@ Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& s
         std::fill(o, o + cols, T(0));
         return out;
     }
-    // Row after row folded into the output row: a contiguous loop.
-    std::copy(x.data(), x.data() + cols, o);
-    for (std::size_t r = 1; r < rows; ++r) {
-        const T* p = x.data() + r * cols;
-        switch (fold) {
-            case Fold::sum: for (std::size_t c = 0; c < cols; ++c) o[c] += p[c]; break;
-            case Fold::max: for (std::size_t c = 0; c < cols; ++c) o[c] = p[c] > o[c] ? p[c] : o[c]; break;
-            case Fold::min: for (std::size_t c = 0; c < cols; ++c) o[c] = p[c] < o[c] ? p[c] : o[c]; break;
-        }
-    }
+    fold_columns(fold, x.data(), rows, cols, o, true);
     return out;
 }
 
@@ -306,6 +312,7 @@ Array<T> logsumexp_leading(const Array<T>& x, std::size_t k, const Dims& shape) 
     template Array<T> fold_leading(Fold, const Array<T>&, std::size_t, const Dims&);     \
     template Array<T> logsumexp_inner(const Array<T>&, std::size_t, const Dims&);        \
     template void fold_rows(Fold, const T*, std::size_t, std::size_t, T*);               \
+    template void fold_columns(Fold, const T*, std::size_t, std::size_t, T*, bool);      \
     template void logsumexp_rows(const T*, std::size_t, std::size_t, T*);                \
     template Array<T> logsumexp_leading(const Array<T>&, std::size_t, const Dims&);
 TAPEGRAD_INSTANTIATE(float)

@@ -66,27 +66,40 @@ template <class T>
 void fold_rows(Fold fold, const T* in, std::size_t rows, std::size_t cols, T* out);
 template <class T>
 void logsumexp_rows(const T* in, std::size_t rows, std::size_t cols, T* out);
+// fold_leading's loop: rows of `cols` elements folded into out (first: out
+// starts as the first row; else the rows are folded into what out holds),
+// so a fused replay can fold a block of rows at a time, in the same order.
+template <class T>
+void fold_columns(Fold fold, const T* in, std::size_t rows, std::size_t cols, T* out, bool first);
 
-// The forward of a reduction over the trailing axes (runs of `cols`
-// elements) handed to Op::forward (core/op.hpp): called on whole arrays it is
-// `whole`; rows() runs the same row loop on `rows` contiguous rows, so a
+// The forward of a reduction handed to Op::forward (core/op.hpp) when its
+// input is rows of `cols` elements: over the trailing axes (each row to one
+// value) or over the leading ones (the rows folded into one row of `cols`).
+// Called on whole arrays it is `whole`; rows() runs the same loop on `rows`
+// contiguous rows (leading: into what `out` holds unless `first`), so a
 // captured program can fold the reduction into a fused run of elementwise
-// ops (core/compile/capture.cpp, "Fusion").
+// ops (core/compile/fuse.cpp, "Fusion").
 template <class T, class F>
 struct RowReduction {
     F whole;
     std::size_t cols;
     Fold fold;
     bool logsumexp;  // log(sum(exp)) instead of `fold`
+    bool leading;    // over the leading axes (a bias gradient's sum over the batch)
     Array<T> operator()(const Array<T>& x) const { return whole(x); }
-    void rows(T* out, const T* in, std::size_t rows) const {
-        if (logsumexp) logsumexp_rows(in, rows, cols, out);
+    void rows(T* out, const T* in, std::size_t rows, bool first) const {
+        if (leading) fold_columns(fold, in, rows, cols, out, first);
+        else if (logsumexp) logsumexp_rows(in, rows, cols, out);
         else fold_rows(fold, in, rows, cols, out);
     }
 };
 template <class T, class F>
 RowReduction<T, F> row_reduction(F whole, std::size_t cols, Fold fold, bool logsumexp = false) {
-    return {std::move(whole), cols, fold, logsumexp};
+    return {std::move(whole), cols, fold, logsumexp, false};
+}
+template <class T, class F>
+RowReduction<T, F> leading_reduction(F whole, std::size_t cols, Fold fold) {
+    return {std::move(whole), cols, fold, false, true};
 }
 
 }  // namespace tapegrad::kernels
