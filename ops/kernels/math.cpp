@@ -208,6 +208,29 @@ Array<T> fold_inner(Fold fold, const Array<T>& x, std::size_t cols, const Dims& 
     return out;
 }
 
+namespace {
+// o[c] = op(...op(op(x[0, c], x[1, c]), x[2, c])...): the output row does not
+// alias the input (restrict), so the loop over a row is one vectorised loop
+// with no overlap checks, and a row of one SIMD batch or less (a bias of 16
+// or 2) stays in registers.
+template <class T, class Op>
+void fold_rows(const T* x, std::size_t rows, std::size_t cols, T* __restrict o, Op op) {
+    using B = xsimd::batch<T>;
+    constexpr std::size_t lanes = B::size;
+    if (cols == lanes) {
+        B acc = B::load_unaligned(x);
+        for (std::size_t r = 1; r < rows; ++r) acc = op(acc, B::load_unaligned(x + r * cols));
+        acc.store_unaligned(o);
+        return;
+    }
+    for (std::size_t c = 0; c < cols; ++c) o[c] = x[c];
+    for (std::size_t r = 1; r < rows; ++r) {
+        const T* __restrict p = x + r * cols;
+        for (std::size_t c = 0; c < cols; ++c) o[c] = op(o[c], p[c]);
+    }
+}
+}  // namespace
+
 template <class T>
 Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& shape) {
     std::size_t rows = 1;
@@ -221,14 +244,19 @@ Array<T> fold_leading(Fold fold, const Array<T>& x, std::size_t k, const Dims& s
         return out;
     }
     // Row after row folded into the output row: a contiguous loop.
-    std::copy(x.data(), x.data() + cols, o);
-    for (std::size_t r = 1; r < rows; ++r) {
-        const T* p = x.data() + r * cols;
-        switch (fold) {
-            case Fold::sum: for (std::size_t c = 0; c < cols; ++c) o[c] += p[c]; break;
-            case Fold::max: for (std::size_t c = 0; c < cols; ++c) o[c] = p[c] > o[c] ? p[c] : o[c]; break;
-            case Fold::min: for (std::size_t c = 0; c < cols; ++c) o[c] = p[c] < o[c] ? p[c] : o[c]; break;
-        }
+    // Scalars and batches alike (a NaN in b is not taken by max or min, as before).
+    auto select = [](const auto& take, const auto& b, const auto& a) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(a)>, T>) return take ? b : a;
+        else return decltype(a)(xsimd::select(take, b, a));
+    };
+    switch (fold) {
+        case Fold::sum: fold_rows(x.data(), rows, cols, o, [](const auto& a, const auto& b) { return a + b; }); break;
+        case Fold::max:
+            fold_rows(x.data(), rows, cols, o, [&](const auto& a, const auto& b) { return select(b > a, b, a); });
+            break;
+        case Fold::min:
+            fold_rows(x.data(), rows, cols, o, [&](const auto& a, const auto& b) { return select(b < a, b, a); });
+            break;
     }
     return out;
 }
