@@ -72,6 +72,9 @@ const std::vector<Pattern>& patterns() {
         {"zero-size", {0, 5}, {1, 5}, {0, 1}},
         {"zero-size broadcast", {4, 0}, {4, 1}, {}},
         {"long row (tail)", {3, 1001}, {1001}, {3, 1}},
+        {"short rows: a bias of 2", {32, 2}, {2}, {32, 1}},
+        {"short rows: a column, 3 wide", {9, 1}, {9, 3}, {1, 3}},
+        {"short rows: 7 wide, both broadcast", {5, 1}, {1, 7}, {5, 7}},
     };
     return p;
 }
