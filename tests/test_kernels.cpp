@@ -308,11 +308,12 @@ void check_reductions() {
     using tapegrad::kernels::Fold;
     std::mt19937 gen(5);
     const T tol = std::is_same_v<T, float> ? T(1e-5) : T(1e-12);
-    // Rows shorter than a SIMD batch (logsumexp's chunked path: 500 rows of 3
-    // take two chunks), exactly one batch, longer.
-    // Columns of one batch (fold_leading keeps them in a register): 16 floats, 8 doubles.
-    for (Dims shape : {Dims{7, 1}, Dims{9, 3}, Dims{500, 3}, Dims{7, 37}, Dims{2, 3, 1001}, Dims{1, 16}, Dims{5, 16},
-                       Dims{5, 8}, Dims{0, 5}, Dims{5, 0}}) {
+    // Rows shorter than a SIMD batch (logsumexp's chunked path, with row
+    // lengths 2, 3 and 4 compiled apart; 500 rows of 3 take two chunks),
+    // exactly one batch, longer. Columns of one batch (fold_leading keeps
+    // them in a register): 16 floats, 8 doubles.
+    for (Dims shape : {Dims{7, 1}, Dims{40, 2}, Dims{9, 3}, Dims{500, 3}, Dims{6, 4}, Dims{7, 37}, Dims{2, 3, 1001},
+                       Dims{1, 16}, Dims{5, 16}, Dims{5, 8}, Dims{0, 5}, Dims{5, 0}}) {
         CAPTURE(shape.size());
         auto x = random_array<T>(shape, gen, T(-3), T(3));
         const std::size_t cols = shape.back(), rows = cols ? x.size() / cols : 0;

@@ -276,6 +276,30 @@ namespace {
 // the clamped exp. Instead a chunk of rows is shifted into one buffer, its
 // exp computed in full batches, and the rows' sums and logs come after
 // (log in batches too): 32 rows of 2 went from 1.8 us to ~0.1 us.
+// One chunk of n rows: shifts and shifted values into buf (pass 1), or the
+// rows' sums of buf into out (pass 2). C > 0 is the row length known at
+// compile time (2, 3, 4 classes), so the row loops unroll; 0 reads `cols`.
+template <std::size_t C, class T>
+void short_rows_shift(const T* p, std::size_t n, std::size_t cols, T* buf, T* shift) {
+    if constexpr (C > 0) cols = C;
+    for (std::size_t r = 0; r < n; ++r) {
+        const T* row = p + r * cols;
+        T m = row[0];
+        for (std::size_t c = 1; c < cols; ++c) m = row[c] > m ? row[c] : m;
+        shift[r] = finite_or_zero(m);
+        for (std::size_t c = 0; c < cols; ++c) buf[r * cols + c] = row[c] - shift[r];
+    }
+}
+template <std::size_t C, class T>
+void short_rows_sum(const T* buf, std::size_t n, std::size_t cols, T* out) {
+    if constexpr (C > 0) cols = C;
+    for (std::size_t r = 0; r < n; ++r) {
+        T s = buf[r * cols];
+        for (std::size_t c = 1; c < cols; ++c) s += buf[r * cols + c];
+        out[r] = s;
+    }
+}
+
 template <class T>
 void logsumexp_short_rows(const T* x, std::size_t rows, std::size_t cols, T* out) {
     constexpr std::size_t chunk = 1024;  // elements per pass: the buffer stays in L1
@@ -285,19 +309,19 @@ void logsumexp_short_rows(const T* x, std::size_t rows, std::size_t cols, T* out
     for (std::size_t r0 = 0; r0 < rows; r0 += per) {
         const std::size_t n = std::min(per, rows - r0);
         const T* p = x + r0 * cols;
-        for (std::size_t r = 0; r < n; ++r) {
-            const T* row = p + r * cols;
-            T m = row[0];
-            for (std::size_t c = 1; c < cols; ++c) m = row[c] > m ? row[c] : m;
-            shift[r] = finite_or_zero(m);
-            for (std::size_t c = 0; c < cols; ++c) buf[r * cols + c] = row[c] - shift[r];
+        T* o = out + r0;
+        switch (cols) {
+            case 2: short_rows_shift<2>(p, n, cols, buf, shift); break;
+            case 3: short_rows_shift<3>(p, n, cols, buf, shift); break;
+            case 4: short_rows_shift<4>(p, n, cols, buf, shift); break;
+            default: short_rows_shift<0>(p, n, cols, buf, shift); break;
         }
         apply_n(Fn::exp, buf, buf, n * cols);
-        T* o = out + r0;
-        for (std::size_t r = 0; r < n; ++r) {
-            T s = buf[r * cols];
-            for (std::size_t c = 1; c < cols; ++c) s += buf[r * cols + c];
-            o[r] = s;
+        switch (cols) {
+            case 2: short_rows_sum<2>(buf, n, cols, o); break;
+            case 3: short_rows_sum<3>(buf, n, cols, o); break;
+            case 4: short_rows_sum<4>(buf, n, cols, o); break;
+            default: short_rows_sum<0>(buf, n, cols, o); break;
         }
         apply_n(Fn::log, o, o, n);
         for (std::size_t r = 0; r < n; ++r) o[r] += shift[r];
