@@ -135,8 +135,13 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
     auto y = op.forward([r](const Array<T>& v) { return fold_axes(kernels::Fold::sum, v, r.axes, r.out); });
-    return op.record(y, [kept = std::move(r.kept), in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
-        return Grads<T>{broadcast_to(as_kept(g, kept), in)};
+    // Over the leading axes (all of them: a loss's sum or mean) g broadcasts
+    // back as it is, numpy aligning it with the trailing axes: no reshape op.
+    bool leading = true;
+    for (std::size_t i = 0; i < r.axes.size(); ++i) leading = leading && r.axes[i] == i;
+    return op.record(y, [kept = std::move(r.kept), in = x.shape_vector(), leading](VjpContext<T>&,
+                                                                                  const BasicTensor<T>& g) {
+        return Grads<T>{broadcast_to(leading ? g : as_kept(g, kept), in)};
     });
 }
 
