@@ -143,8 +143,14 @@ BasicTensor<T> pick(const BasicTensor<T>& x, std::shared_ptr<const Pick> p, bool
     // it (the class labels of a batch), so it is checked here too.
     auto out = op.forward([p, gather, name](const Array<T>& v) {
         const Blocks b = blocks(v.shape(), p->axis);
-        for (std::size_t k = 0; k < p->index.size(); ++k) {
-            const std::int64_t i = p->index[k];
+        // One comparison per index (unsigned: a negative index is huge);
+        // the error names the first bad one.
+        const std::size_t count = p->index.size();
+        const std::int64_t* idx = p->index.data();
+        bool ok = true;
+        for (std::size_t k = 0; k < count; ++k) ok &= std::uint64_t(idx[k]) < b.n;
+        for (std::size_t k = 0; !ok && k < count; ++k) {
+            const std::int64_t i = idx[k];
             if (p->labels_of && (i < 0 || i >= std::int64_t(b.n)))
                 throw ValueError(std::string(p->labels_of) + ": label " + std::to_string(i) + " (at position " +
                                  std::to_string(k) + ") is out of range for " + std::to_string(b.n) + " classes");

@@ -24,6 +24,7 @@
 
 #include <tapegrad/core/numel.hpp>
 #include <tapegrad/core/op.hpp>
+#include <tapegrad/ops/kernels/gemm.hpp>
 
 namespace tapegrad {
 
@@ -35,7 +36,7 @@ namespace {
 
 // Row-major C = op(A)·op(B) + beta·C for an [m,k]·[k,n] product of
 // contiguous matrices. Empty products are handled here because BLAS rejects
-// a leading dimension of 0.
+// a leading dimension of 0; small ones go to kernels::small_gemm.
 template <class T>
 void gemm(const T* a, bool ta, const T* b, bool tb, T* c, std::size_t m, std::size_t n, std::size_t k, T beta) {
     if (m == 0 || n == 0) return;
@@ -46,6 +47,7 @@ void gemm(const T* a, bool ta, const T* b, bool tb, T* c, std::size_t m, std::si
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
         throw ValueError("matmul: dimension too large for BLAS (m=" + std::to_string(m) + ", n=" +
                          std::to_string(n) + ", k=" + std::to_string(k) + ")");
+    if (kernels::small_gemm(a, ta, b, tb, c, m, n, k, beta)) return;  // below BLAS's per-call cost
     const int M = int(m), N = int(n), K = int(k);
     cxxblas::gemm<int>(cxxblas::StorageOrder::RowMajor, ta ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
                        tb ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans, M, N, K, T(1), a, ta ? M : K, b,

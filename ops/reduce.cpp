@@ -85,33 +85,31 @@ std::size_t trailing_run(const Array<T>& x, const std::vector<std::size_t>& axes
     return run;
 }
 
-// Sum / maximum / minimum over `axes`, keeping them as size-1 axes: the
+// Sum / maximum / minimum over `axes`: the
 // kernels' row loops over the trailing or the leading axes (the cases of
 // softmax, bias gradients, batch means and full sums), xtensor's immediate
 // reducer for any other set of axes. That reducer reads out of bounds on an
 // input with no elements (summing [2, 0, 3] over axes 0 and 2), so an empty
 // input never reaches it: its sums are 0 (max and min of nothing are
 // refused by their callers before they get here).
+//
+// The result has shape `shape`: the reduced axes kept as size 1, or the
+// op's output shape (the same elements): the row loops write it directly,
+// with no reshape afterwards.
 template <class T>
-Array<T> fold_kept(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
-    if (x.size() == 0) return Array<T>(xt::zeros<T>(kept));
-    if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kernels::dims(kept));
-    if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kernels::dims(kept));
+Array<T> fold_axes(kernels::Fold fold, const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& shape) {
+    if (x.size() == 0) return Array<T>(xt::zeros<T>(shape));
+    if (std::size_t run = trailing_run(x, axes)) return kernels::fold_inner(fold, x, run, kernels::dims(shape));
+    if (std::size_t k = leading_axes(x, axes)) return kernels::fold_leading(fold, x, k, kernels::dims(shape));
     Array<T> out = fold == kernels::Fold::sum ? Array<T>(xt::sum(x, axes, xt::evaluation_strategy::immediate))
                  : fold == kernels::Fold::max ? Array<T>(xt::amax(x, axes, xt::evaluation_strategy::immediate))
                                               : Array<T>(xt::amin(x, axes, xt::evaluation_strategy::immediate));
-    out.reshape(kept);
+    out.reshape(shape);
     return out;
 }
 template <class T>
 Array<T> sum_kept(const Array<T>& x, const std::vector<std::size_t>& axes, const Shape& kept) {
-    return fold_kept(kernels::Fold::sum, x, axes, kept);
-}
-
-template <class T>
-Array<T> reshaped(Array<T>&& a, const Shape& shape) {
-    a.reshape(shape);
-    return std::move(a);
+    return fold_axes(kernels::Fold::sum, x, axes, kept);
 }
 
 template <class T>
@@ -127,7 +125,7 @@ void require_elements(const char* op, const BasicTensor<T>& x, const Reduction& 
 }
 
 // A reduction of a tensor with no elements: zeros, with a VJP that needs no
-// work (fold_kept would give the same zeros, via a longer path).
+// work (fold_axes would give the same zeros, via a longer path).
 template <class T>
 BasicTensor<T> reduce_empty(const char* name, const BasicTensor<T>& x, const Reduction& r) {
     Op<T> op(name, {x});
@@ -144,15 +142,20 @@ BasicTensor<T> sum(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
     auto r = plan("sum", x.shape_vector(), axes, keepdims);
     if (x.size() == 0) return reduce_empty("sum", x, r);
     Op<T> op("sum", {x});
-    auto whole = [r](const Array<T>& v) { return reshaped<T>(sum_kept(v, r.axes, r.kept), r.out); };
+    auto whole = [r](const Array<T>& v) { return fold_axes(kernels::Fold::sum, v, r.axes, r.out); };
     // Over the trailing or the leading axes: row by row, which a fused
     // replay can do too.
     const std::size_t run = trailing_run(x.value(), r.axes), lead = run ? 0 : leading_axes(x.value(), r.axes);
     auto y = run    ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum))
              : lead ? op.forward(kernels::leading_reduction<T>(whole, x.size() / rows_of(x.value(), lead), kernels::Fold::sum))
                     : op.forward(whole);
-    return op.record(y, [kept = std::move(r.kept), in = x.shape_vector()](VjpContext<T>&, const BasicTensor<T>& g) {
-        return Grads<T>{broadcast_to(as_kept(g, kept), in)};
+    // Over the leading axes (all of them: a loss's sum or mean) g broadcasts
+    // back as it is, numpy aligning it with the trailing axes: no reshape op.
+    bool leading = true;
+    for (std::size_t i = 0; i < r.axes.size(); ++i) leading = leading && r.axes[i] == i;
+    return op.record(y, [kept = std::move(r.kept), in = x.shape_vector(), leading](VjpContext<T>&,
+                                                                                  const BasicTensor<T>& g) {
+        return Grads<T>{broadcast_to(leading ? g : as_kept(g, kept), in)};
     });
 }
 
@@ -171,7 +174,7 @@ BasicTensor<T> extreme(const char* name, const BasicTensor<T>& x, const Axes& ax
     if (x.size() == 0) return reduce_empty(name, x, r);  // another axis is empty: so is the result
     Op<T> op(name, {x});
     const auto fold = largest ? kernels::Fold::max : kernels::Fold::min;
-    auto y = op.forward([r, fold](const Array<T>& v) { return reshaped<T>(fold_kept(fold, v, r.axes, r.kept), r.out); });
+    auto y = op.forward([r, fold](const Array<T>& v) { return fold_axes(fold, v, r.axes, r.out); });
     return op.record(y, [r = std::move(r), sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c,
                                                                                    const BasicTensor<T>& g) {
         // The gradient goes to the elements equal to the extreme, split evenly.
@@ -196,17 +199,20 @@ BasicTensor<T> min(const BasicTensor<T>& x, const Axes& axes, bool keepdims) {
 }
 
 namespace {
+// The result in the op's output shape r.out.
 template <class T>
-Array<T> logsumexp_kept(const Array<T>& x, const Reduction& r) {
+Array<T> logsumexp_out(const Array<T>& x, const Reduction& r) {
     // One pass for the maximum, one fused pass for the sum of exponentials.
-    if (std::size_t run = trailing_run(x, r.axes)) return kernels::logsumexp_inner(x, run, kernels::dims(r.kept));
-    if (std::size_t k = leading_axes(x, r.axes)) return kernels::logsumexp_leading(x, k, kernels::dims(r.kept));
+    if (std::size_t run = trailing_run(x, r.axes)) return kernels::logsumexp_inner(x, run, kernels::dims(r.out));
+    if (std::size_t k = leading_axes(x, r.axes)) return kernels::logsumexp_leading(x, k, kernels::dims(r.out));
     // Shift by the maximum so exp never overflows; an all -inf slice keeps
     // shift 0 and gives -inf.
     Array<T> shift = map<T>([](T m) { return std::isfinite(m) ? m : T(0); },
-                            fold_kept(kernels::Fold::max, x, r.axes, r.kept));
+                            fold_axes(kernels::Fold::max, x, r.axes, r.kept));
     Array<T> e = kernels::apply(kernels::Fn::exp, map<T>([](T v, T s) { return v - s; }, x, shift));
-    return map<T>([](T t, T s) { return std::log(t) + s; }, sum_kept(e, r.axes, r.kept), shift);
+    Array<T> y = map<T>([](T t, T s) { return std::log(t) + s; }, sum_kept(e, r.axes, r.kept), shift);
+    y.reshape(r.out);
+    return y;
 }
 }  // namespace
 
@@ -216,7 +222,7 @@ BasicTensor<T> logsumexp(const BasicTensor<T>& x, const Axes& axes, bool keepdim
     require_elements("logsumexp", x, r);
     if (x.size() == 0) return reduce_empty("logsumexp", x, r);
     Op<T> op("logsumexp", {x});
-    auto whole = [r](const Array<T>& v) { return reshaped<T>(logsumexp_kept(v, r), r.out); };
+    auto whole = [r](const Array<T>& v) { return logsumexp_out(v, r); };
     const std::size_t run = trailing_run(x.value(), r.axes);
     auto y = run ? op.forward(kernels::row_reduction<T>(whole, run, kernels::Fold::sum, true)) : op.forward(whole);
     return op.record(y, [kept = std::move(r.kept), sx = op.save(x), sy = op.save_output(y)](VjpContext<T>& c,
@@ -238,14 +244,12 @@ BasicTensor<T> sum_to(const BasicTensor<T>& x, const Shape& shape) {
     const std::size_t lead = in.size() - shape.size();
     for (std::size_t i = 0; i < in.size(); ++i)
         if (i < lead || (shape[i - lead] == 1 && in[i] != 1)) axes.push_back(i);
-    Shape kept = in;
-    for (auto a : axes) kept[a] = 1;
     Op<T> op("sum_to", {x});
     const std::size_t run = x.size() ? trailing_run(x.value(), axes) : 0;
     const std::size_t leading = x.size() && !run ? leading_axes(x.value(), axes) : 0;
     const std::size_t cols = leading ? x.size() / rows_of(x.value(), leading) : 0;
-    auto whole = [axes = std::move(axes), kept = std::move(kept), shape](const Array<T>& v) {
-        return reshaped<T>(sum_kept(v, axes, kept), shape);
+    auto whole = [axes = std::move(axes), shape](const Array<T>& v) {
+        return fold_axes(kernels::Fold::sum, v, axes, shape);
     };
     // Over the trailing axes (a gradient of a row statistic) or the leading
     // ones (a bias gradient): row by row, which a fused replay can do too.

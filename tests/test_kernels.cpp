@@ -15,6 +15,7 @@
 #include <xtensor/xmath.hpp>
 
 #include <tapegrad/ops/kernels/elementwise.hpp>
+#include <tapegrad/ops/kernels/gemm.hpp>
 #include <tapegrad/ops/kernels/math.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -71,6 +72,9 @@ const std::vector<Pattern>& patterns() {
         {"zero-size", {0, 5}, {1, 5}, {0, 1}},
         {"zero-size broadcast", {4, 0}, {4, 1}, {}},
         {"long row (tail)", {3, 1001}, {1001}, {3, 1}},
+        {"short rows: a bias of 2", {32, 2}, {2}, {32, 1}},
+        {"short rows: a column, 3 wide", {9, 1}, {9, 3}, {1, 3}},
+        {"short rows: 7 wide, both broadcast", {5, 1}, {1, 7}, {5, 7}},
     };
     return p;
 }
@@ -304,7 +308,12 @@ void check_reductions() {
     using tapegrad::kernels::Fold;
     std::mt19937 gen(5);
     const T tol = std::is_same_v<T, float> ? T(1e-5) : T(1e-12);
-    for (Dims shape : {Dims{7, 1}, Dims{7, 37}, Dims{2, 3, 1001}, Dims{1, 16}, Dims{0, 5}, Dims{5, 0}}) {
+    // Rows shorter than a SIMD batch (logsumexp's chunked path, with row
+    // lengths 2, 3 and 4 compiled apart; 500 rows of 3 take two chunks),
+    // exactly one batch, longer. Columns of one batch (fold_leading keeps
+    // them in a register): 16 floats, 8 doubles.
+    for (Dims shape : {Dims{7, 1}, Dims{40, 2}, Dims{9, 3}, Dims{500, 3}, Dims{6, 4}, Dims{7, 37}, Dims{2, 3, 1001},
+                       Dims{1, 16}, Dims{5, 16}, Dims{5, 8}, Dims{0, 5}, Dims{5, 0}}) {
         CAPTURE(shape.size());
         auto x = random_array<T>(shape, gen, T(-3), T(3));
         const std::size_t cols = shape.back(), rows = cols ? x.size() / cols : 0;
@@ -384,6 +393,54 @@ void check_reductions() {
 TEST_CASE("kernels: reductions over the last and the leading axis match a reference (float, double)") {
     check_reductions<float>();
     check_reductions<double>();
+}
+
+// small_gemm against a plain triple loop: every transpose, beta 0 (C not
+// read: it starts as NaN) and beta 1, sizes around the tiles' edges (rows
+// in tiles of 8, 4, 2, 1; columns in 1 to 5 SIMD batches, partial ones).
+template <class T>
+void check_small_gemm() {
+    std::mt19937 gen(11);
+    const T tol = std::is_same_v<T, float> ? T(1e-5) : T(1e-12);
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    std::size_t ran = 0;
+    for (std::size_t m : {1, 2, 3, 7, 8, 9, 15, 32})
+        for (std::size_t n : {1, 2, 5, 8, 16, 17, 33, 64, 70})
+            for (std::size_t k : {1, 2, 16, 31})
+                for (int flags = 0; flags < 8; ++flags) {
+                    const bool ta = flags & 1, tb = flags & 2;
+                    const T beta = (flags & 4) ? T(1) : T(0);
+                    CAPTURE(m);
+                    CAPTURE(n);
+                    CAPTURE(k);
+                    CAPTURE(flags);
+                    auto a = random_array<T>(Dims{m * k}, gen), b = random_array<T>(Dims{k * n}, gen);
+                    Array<T> c = beta == T(0) ? Array<T>(xt::xarray<T>(xt::broadcast(nan, {m * n})))
+                                              : random_array<T>(Dims{m * n}, gen);
+                    const Array<T> before = c;
+                    if (!tapegrad::kernels::small_gemm(a.data(), ta, b.data(), tb, c.data(), m, n, k, beta)) continue;
+                    ++ran;
+                    for (std::size_t i = 0; i < m; ++i)
+                        for (std::size_t j = 0; j < n; ++j) {
+                            double want = beta == T(0) ? 0.0 : double(before.data()[i * n + j]);
+                            for (std::size_t p = 0; p < k; ++p)
+                                want += double(ta ? a.data()[p * m + i] : a.data()[i * k + p]) *
+                                        double(tb ? b.data()[j * k + p] : b.data()[p * n + j]);
+                            REQUIRE(std::abs(double(c.data()[i * n + j]) - want) <= tol * (1 + std::abs(want)) * k);
+                        }
+                }
+    CHECK(ran > 1000);  // most of these sizes are small enough
+    // Too large: left to BLAS, C untouched.
+    Array<T> big = Array<T>::from_shape({64 * 64});
+    big.fill(T(7));
+    const Array<T> ones = xt::ones<T>({64 * 64});
+    CHECK_FALSE(tapegrad::kernels::small_gemm(ones.data(), false, ones.data(), false, big.data(), 64, 64, 64, T(0)));
+    CHECK(big.data()[0] == T(7));
+}
+
+TEST_CASE("kernels: small matrix products match a reference for every transpose (float, double)") {
+    check_small_gemm<float>();
+    check_small_gemm<double>();
 }
 
 }  // namespace
