@@ -114,7 +114,9 @@ void* Arena::allocate(std::size_t bytes) {
     if (!missed_ && k < requests.size() && requests[k].bytes == bytes) {
         Request& r = requests[k];
         if (r.offset == none) return cache_allocate(bytes);
-        bool free = true;
+        // Its own buffer of the last replay, still held, or another one in
+        // its bytes: leave the plan.
+        bool free = !r.live.on.load(std::memory_order_acquire);
         for (auto j : r.overlapping) free = free && !requests[j].live.on.load(std::memory_order_acquire);
         if (free) {
             void* p = plan_->block + r.offset + kBufferAlignment;

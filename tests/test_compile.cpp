@@ -496,3 +496,61 @@ TEST_CASE("compile: a step that calls backward into an input that requires grad 
     CHECK_THROWS_WITH_AS(compiled({{Tensor64({1.0, 2.0, 3.0})}, {}}),
                          doctest::Contains("input 0 does not require grad, but did at capture"), ValueError);
 }
+
+TEST_CASE("compile: a parameter frozen or unfrozen since capture is named, not silently ignored") {
+    Generator gen(9);
+    nn::Linear<double> layer(6, 3, true, gen);
+    compile::CaptureOptions<double> options;
+    options.parameters = [&] { return layer.named_parameters(); };
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto loss = sum(tanh(layer.forward(in.tensors[0])));
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    StepInputs<double> in{{batch<double>(5, 1)}, {}};
+    auto compiled = compile::capture<double>(step, in, options);
+    compiled(in);
+    layer.bias.requires_grad_(false);  // frozen: eager mode would leave bias.grad alone
+    CHECK_THROWS_WITH_AS(compiled(in), doctest::Contains("parameter 'bias' no longer requires grad"), GraphError);
+    layer.bias.requires_grad_(true);
+    compiled(in);
+    // Captured frozen, then unfrozen: eager mode would compute its gradient.
+    layer.bias.requires_grad_(false);
+    auto frozen = compile::capture<double>(step, in, options);
+    layer.bias.requires_grad_(true);
+    CHECK_THROWS_WITH_AS(frozen(in), doctest::Contains("requires grad now, but did not"), GraphError);
+}
+
+TEST_CASE("compile: an in-place write to a listed parameter inside the step names the parameter") {
+    Generator gen(9);
+    nn::Linear<double> layer(6, 3, true, gen);
+    compile::CaptureOptions<double> options;
+    options.parameters = [&] { return layer.named_parameters(); };
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto loss = sum(layer.forward(in.tensors[0]));
+        layer.weight.modify([](auto& v) { v *= 0.5; });  // an optimiser's update inside the step
+        return std::vector<Tensor64>{loss};
+    };
+    CHECK_THROWS_WITH_AS(compile::capture<double>(step, {{batch<double>(5, 1)}, {}}, options),
+                         doctest::Contains("parameter 'weight' was modified in place"), GraphError);
+}
+
+TEST_CASE("compile: inputs passed twice at replay, or computed on a graph, are refused by name") {
+    Tensor64 w({0.5, -1.0}, true);
+    compile::StepFn<double> step = [&](const StepInputs<double>& in) {
+        auto loss = sum(in.tensors[0] * w + in.tensors[1]);
+        loss.backward();
+        return std::vector<Tensor64>{loss};
+    };
+    Tensor64 a({1.0, 2.0}, true), b({3.0, 4.0}, true);
+    auto compiled = compile::capture<double>(step, {{a, b}, {}});
+    CHECK_THROWS_WITH_AS(compiled({{a, a}, {}}), doctest::Contains("inputs 0 and 1 are the same tensor"), ValueError);
+    Tensor64 leaf({1.0, 2.0}, true);
+    CHECK_THROWS_WITH_AS(compile::capture<double>(step, {{leaf * 2.0, b}, {}}),
+                         doctest::Contains("input 0 was computed on a graph (by 'mul_scalar')"), GraphError);
+    // A .grad left from before the input was frozen is not the step's.
+    REQUIRE(b.grad().defined());
+    b.requires_grad_(false);
+    auto frozen = compile::capture<double>(step, {{a, b}, {}});
+    CHECK(frozen.stats().gradients == 2);  // w and input 0
+}

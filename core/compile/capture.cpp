@@ -39,6 +39,11 @@ public:
         for (std::size_t k = 0; k < inputs.tensors.size(); ++k) {
             const auto& t = inputs.tensors[k];
             if (!t.defined()) throw ValueError("capture: input " + std::to_string(k) + " is undefined");
+            if (t.grad_fn())
+                throw GraphError("capture: input " + std::to_string(k) + " was computed on a graph (by '" +
+                                 t.op_name() +
+                                 "'), so a backward through the step would reach tensors outside it; detach() "
+                                 "it, or compute it inside the step from inputs that are leaves");
             if (slot_of_.count(t.impl()->storage.get()))
                 throw ValueError("capture: input " + std::to_string(k) +
                                  " is the same tensor (or shares its value with) an earlier input; pass it once");
@@ -120,7 +125,7 @@ public:
         // .grad of the tensor passed in that position.
         for (std::size_t k = 0; k < inputs_.tensors.size(); ++k) {
             const auto& impl = inputs_.tensors[k].impl();
-            if (!impl->grad.defined()) continue;
+            if (!impl->requires_grad || !impl->grad.defined()) continue;  // (a .grad from before it was frozen)
             auto it = slot_of_.find(impl->grad.impl()->storage.get());
             if (it == slot_of_.end() || !computed_[it->second])
                 throw GraphError("capture: the gradient of input " + std::to_string(k) +
@@ -160,8 +165,11 @@ private:
             throw GraphError("capture: " + reader + " reads a tensor computed before the capture on a graph (by '" +
                              t.op_name() + "'); pass it to the step as an input, or detach() it");
         const bool parameter = t.requires_grad();
-        const std::size_t s = new_slot(t, parameter ? "a parameter of shape " + detail::shape_str(t.shape())
-                                                    : "a constant of shape " + detail::shape_str(t.shape()));
+        std::string what = parameter ? "a parameter of shape " + detail::shape_str(t.shape())
+                                     : "a constant of shape " + detail::shape_str(t.shape());
+        for (const auto& l : p_.listed)
+            if (l.impl == t.impl().get()) what = "parameter '" + l.name + "'";
+        const std::size_t s = new_slot(t, std::move(what));
         // A captured step computes fresh gradients, as one that starts with
         // zero_grad: what .grad held before is not part of the program.
         if (parameter) t.impl()->grad = BasicTensor<T>();
@@ -287,6 +295,10 @@ void check_inputs(const Program<T>& p, const StepInputs<T>& in) {
             throw ShapeError("compiled step: input " + std::to_string(k) + " has shape " + detail::shape_str(shape) +
                              ", but the step was captured with shape " + detail::shape_str(want) +
                              "; capture again for this shape (shapes are part of the program)");
+        for (std::size_t j = 0; j < k; ++j)
+            if (in.tensors[j].impl()->storage == in.tensors[k].impl()->storage)
+                throw ValueError("compiled step: inputs " + std::to_string(j) + " and " + std::to_string(k) +
+                                 " are the same tensor (or share its value); pass each input once, as at capture");
         if (in.tensors[k].requires_grad() != p.input_requires_grad[k])
             throw ValueError("compiled step: input " + std::to_string(k) +
                              (p.input_requires_grad[k] ? " does not require grad, but did at capture"
@@ -318,6 +330,18 @@ void check_parameters(const Program<T>& p) {
         }
     }
     for (const auto& e : p.externals) {
+        if (e.impl->requires_grad != e.parameter) {
+            // Frozen or unfrozen since capture: whether its gradient is
+            // computed (and written to .grad) is part of the program.
+            std::string who = e.parameter ? "parameter of shape " + detail::shape_str(e.shape)
+                                          : "tensor of shape " + detail::shape_str(e.shape);
+            for (const auto& l : p.listed)
+                if (l.impl == e.impl.get()) who = "parameter '" + l.name + "'";
+            throw GraphError("compiled step: " + who +
+                             (e.parameter ? " no longer requires grad" : " requires grad now, but did not") +
+                             " since capture (whether its gradient is computed is part of the program); capture "
+                             "again");
+        }
         const auto& shape = e.impl->storage->data.shape();
         if (!std::equal(shape.begin(), shape.end(), e.shape.begin(), e.shape.end())) {
             std::string who = e.parameter ? "a parameter" : "a constant";
@@ -419,9 +443,9 @@ void run_steps(Program<T>& p, const StepInputs<T>& in) {
         if (s.out != none) p.ptr[s.out] = &p.values[s.out];
         for (auto r : s.release) p.values[r] = nothing<T>();
     }
-    // What the replay hands over is planned too, alive to its end.
-    for (std::size_t k = 0; k < p.outputs.size(); ++k)
-        if (p.output_moves[k]) p.arena.keep(p.values[p.outputs[k]].data());
+    // The gradients it hands over are planned too, alive to its end. (Not
+    // the outputs: callers keep losses in lists, and a buffer the caller
+    // holds where the next replay planned its own makes it leave the plan.)
     for (auto& g : p.gradients) p.arena.keep(p.values[g.slot].data());
     p.clean = true;
 }
@@ -447,8 +471,11 @@ const std::vector<BasicTensor<T>>& replay(Program<T>& p, const StepInputs<T>& in
 }
 
 template <class T>
-std::unique_ptr<Program<T>> record(const StepFn<T>& step, const StepInputs<T>& example) {
+std::unique_ptr<Program<T>> record(const StepFn<T>& step, const StepInputs<T>& example,
+                                   const NamedParameters<T>& parameters = {}) {
     auto p = std::make_unique<Program<T>>();
+    if (parameters)  // their names, for the guards' errors
+        for (auto& [name, t] : parameters()) p->listed.push_back({name, t.impl().get(), t.shape_vector()});
     StepInputs<T> inputs = example;  // the index inputs are known by these copies' addresses
     Recorder<T> recorder(*p, inputs);
     std::vector<BasicTensor<T>> outs;
@@ -543,11 +570,8 @@ template <class T>
 CompiledStep<T> capture(StepFn<T> step, const StepInputs<T>& example, CaptureOptions<T> options) {
     if (!step) throw ValueError("capture: the step function is empty");
     CompiledStep<T> compiled;
-    compiled.program_ = record(step, example);
+    compiled.program_ = record(step, example, options.parameters);
     auto& p = *compiled.program_;
-    if (options.parameters)
-        for (auto& [name, t] : options.parameters())
-            p.listed.push_back({name, t.impl().get(), t.shape_vector()});
     p.options = std::move(options);
     plan<T>(p);
     p.step_fn = std::move(step);

@@ -73,7 +73,7 @@ struct CaptureOptions {
 
 // What a program holds, for tests, benchmarks and curiosity.
 struct ProgramStats {
-    std::size_t steps = 0;        // ops replayed (fused ones included)
+    std::size_t steps = 0;        // ops replayed, those inside fused runs counted one by one
     std::size_t fused_groups = 0; // runs of elementwise ops replayed as one blocked loop
     std::size_t fused_ops = 0;    // ops in those runs
     std::size_t removed = 0;      // ops captured but dropped (nothing reads their result)
@@ -114,14 +114,20 @@ public:
     // shapes; capture again for a new shape (the last, smaller batch).
     // The outputs are tensors of their own; those the caller no longer
     // holds are reused by the next call (no allocation), as are the .grad
-    // buffers nobody else holds.
+    // buffers nobody else holds. The returned vector is the program's and
+    // the next call refills it: copy the tensors you keep
+    // (Tensor loss = compiled(in)[0]), not a reference to the vector.
+    // A parameter frozen or unfrozen (requires_grad) since capture is a
+    // GraphError naming it.
     const std::vector<BasicTensor<T>>& operator()(const StepInputs<T>& inputs);
 
     // The outputs of the capture run (the first step).
     const std::vector<BasicTensor<T>>& captured_outputs() const;
     ProgramStats stats() const;
-    // The ops of the program in replay order (one name per step; a fused
-    // run as "fused(mul, erf, add)").
+    // The program in replay order: one entry per replayed step, a fused
+    // run as one entry "fused(mul, erf, add)" (so fewer entries than
+    // stats().steps, which counts the ops inside runs). The names are the
+    // ops', backward ones included (sum_to, gather_backward, broadcast_to).
     std::vector<std::string> op_names() const;
 
     struct Program;  // core/compile/capture.cpp
