@@ -219,6 +219,30 @@ namespace {
 template <class T>
 void expand(const T* src, const kernels::Walk<1>& w, std::size_t offset, std::size_t n, T* dst) {
     const std::size_t axes = w.shape.size(), inner = w.shape.back(), step = w.strides[0].back();
+    // Two axes from the start of a row (a bias row over a batch, a column of
+    // row values): one tight loop nest, no odometer, no library call per row.
+    if (axes == 2 && offset % inner == 0) {
+        const std::size_t outer_stride = w.strides[0][0];
+        const T* row = src + (offset / inner) * outer_stride;
+        if (!step) {
+            for (std::size_t done = 0; done < n; row += outer_stride) {
+                const std::size_t len = std::min(inner, n - done);
+                const T v = *row;
+                for (std::size_t j = 0; j < len; ++j) dst[done + j] = v;
+                done += len;
+            }
+            return;
+        }
+        if (outer_stride == 0 && n >= inner) {  // one row repeated: written once, then doubled
+            std::copy(row, row + inner, dst);
+            for (std::size_t have = inner; have < n;) {
+                const std::size_t more = std::min(have, n - have);
+                std::copy(dst, dst + more, dst + have);
+                have += more;
+            }
+            return;
+        }
+    }
     std::size_t index[kMaxExpandedAxes];
     std::size_t rest = offset, from = 0;
     for (std::size_t a = axes; a-- > 0;) {
