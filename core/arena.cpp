@@ -95,6 +95,7 @@ void Arena::end() noexcept {
         ++misses_;
         ++misses_in_a_row_;
         stale_ = true;
+        if (misses_in_a_row_ >= kGiveUp) retire();  // no more plans: its block goes (when no buffer holds it)
     } else {
         misses_in_a_row_ = 0;
     }
@@ -114,19 +115,25 @@ void* Arena::allocate(std::size_t bytes) {
     if (!missed_ && k < requests.size() && requests[k].bytes == bytes) {
         Request& r = requests[k];
         if (r.offset == none) return cache_allocate(bytes);
-        // Its own buffer of the last replay, still held, or another one in
-        // its bytes: leave the plan.
+        // Served only if no buffer lives in its bytes: neither its own of
+        // the last replay (a .grad the caller kept) nor any other planned
+        // there. Else this request alone takes the cache, and the plan goes
+        // on: a kept gradient costs one buffer, not a new plan (and block).
         bool free = !r.live.on.load(std::memory_order_acquire);
         for (auto j : r.overlapping) free = free && !requests[j].live.on.load(std::memory_order_acquire);
-        if (free) {
-            void* p = plan_->block + r.offset + kBufferAlignment;
-            unpoison(static_cast<char*>(p) - sizeof(BufferHeader), sizeof(BufferHeader) + bytes);
-            buffer_header(p) = BufferHeader{kArenaOwner, &r};
-            r.live.on.store(true, std::memory_order_relaxed);
-            plan_->references.fetch_add(1, std::memory_order_relaxed);
-            return p;
+        if (!free) {
+            ++held_;
+            return cache_allocate(bytes);
         }
+        void* p = plan_->block + r.offset + kBufferAlignment;
+        unpoison(static_cast<char*>(p) - sizeof(BufferHeader), sizeof(BufferHeader) + bytes);
+        buffer_header(p) = BufferHeader{kArenaOwner, &r};
+        r.live.on.store(true, std::memory_order_relaxed);
+        plan_->references.fetch_add(1, std::memory_order_relaxed);
+        return p;
     }
+    // Another size at this position: the requests are not the recorded
+    // ones; the rest of the replay takes the cache and the next one plans.
     missed_ = true;
     return cache_allocate(bytes);
 }

@@ -12,12 +12,13 @@
 // outlive the recorded replay (a value an op keeps for later) come from the
 // buffer cache.
 //
-// Every request served is checked: it must have the size the recording saw
-// at that position, and no other buffer planned into any of its bytes may be
-// alive (one the last replay handed over and the caller still holds, say).
-// Anything else leaves the plan: that request and the rest of the replay
-// come from the buffer cache (never a shared byte), and the next replay
-// records and plans afresh. A block lives until its arena is gone and the
+// Every request served is checked: no buffer planned into any of its bytes
+// may be alive, its own of the last replay included (a gradient the caller
+// still holds); else that request alone comes from the buffer cache, so a
+// byte is never shared, and the plan goes on. A request of another size
+// than the recording saw at that position leaves the plan: it and the rest
+// of the replay come from the cache, and the next replay records and plans
+// afresh (after three such replays in a row the arena stops planning). A block lives until its arena is gone and the
 // last buffer served from it is released, so a handed-over gradient stays
 // valid however long it is held.
 #pragma once
@@ -50,6 +51,7 @@ public:
     std::size_t planned() const;  // requests each replay takes from it
     std::size_t plans() const { return plans_; }    // times a recording was planned
     std::size_t misses() const { return misses_; }  // replays that left the plan
+    std::size_t held() const { return held_; }      // requests the cache served: their bytes were held
 
     // A buffer served from an arena (its header says so).
     static bool holds(const void* p) noexcept;
@@ -102,7 +104,7 @@ private:
     std::unordered_map<const void*, std::uint32_t> open_;  // recording: buffer -> request
     std::vector<const void*> retiring_;  // kept by the recording: released by the next replay
     std::uint64_t clock_ = 0;
-    std::size_t next_ = 0, plans_ = 0, misses_ = 0, misses_in_a_row_ = 0;
+    std::size_t next_ = 0, plans_ = 0, misses_ = 0, misses_in_a_row_ = 0, held_ = 0;
 };
 
 // The thread's arena while a replay runs (core/memory.cpp).

@@ -546,6 +546,7 @@ ProgramStats CompiledStep<T>::stats() const {
     s.arena_bytes = p.arena.bytes();
     s.arena_buffers = p.arena.planned();
     s.arena_misses = p.arena.misses();
+    s.arena_held = p.arena.held();
     return s;
 }
 

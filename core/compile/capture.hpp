@@ -87,6 +87,7 @@ struct ProgramStats {
     std::size_t arena_bytes = 0;    // the one block every later replay's temporaries live in
     std::size_t arena_buffers = 0;  // requests per replay served from it
     std::size_t arena_misses = 0;   // replays whose requests left the plan (then planned again)
+    std::size_t arena_held = 0;     // requests the buffer cache served: a gradient the caller kept sat in their bytes
 };
 
 template <class T>
