@@ -42,10 +42,6 @@ void Arena::retire() noexcept {
 std::size_t Arena::bytes() const { return plan_ ? plan_->bytes : 0; }
 std::size_t Arena::planned() const { return plan_ ? plan_->planned : 0; }
 
-bool Arena::holds(const void* p) noexcept {
-    return p && buffer_header(const_cast<void*>(p)).owner == kArenaOwner;
-}
-
 void Arena::begin() {
     mode_ = Mode::off;
     // Off with the buffer cache (the sanitizer builds' default), so that
@@ -212,7 +208,6 @@ void Arena::make_plan(std::vector<Request> requests) {
     plan->planned = placed.size();
     retire();
     plan_ = plan.release();
-    ++plans_;
 }
 
 }  // namespace tapegrad::detail

@@ -49,12 +49,8 @@ public:
 
     std::size_t bytes() const;    // the block (0: no plan yet)
     std::size_t planned() const;  // requests each replay takes from it
-    std::size_t plans() const { return plans_; }    // times a recording was planned
     std::size_t misses() const { return misses_; }  // replays that left the plan
     std::size_t held() const { return held_; }      // requests the cache served: their bytes were held
-
-    // A buffer served from an arena (its header says so).
-    static bool holds(const void* p) noexcept;
 
     // For core/memory.cpp: a request of the thread whose arena this is; a
     // release on that thread (true: a buffer the recording saw released,
@@ -104,7 +100,7 @@ private:
     std::unordered_map<const void*, std::uint32_t> open_;  // recording: buffer -> request
     std::vector<const void*> retiring_;  // kept by the recording: released by the next replay
     std::uint64_t clock_ = 0;
-    std::size_t next_ = 0, plans_ = 0, misses_ = 0, misses_in_a_row_ = 0, held_ = 0;
+    std::size_t next_ = 0, misses_ = 0, misses_in_a_row_ = 0, held_ = 0;
 };
 
 // The thread's arena while a replay runs (core/memory.cpp).

@@ -24,6 +24,15 @@ namespace {
 
 using namespace internal;
 
+// How errors name an external tensor: by its name in
+// CaptureOptions::parameters when listed, else as `fallback` says.
+template <class T>
+std::string named(const Program<T>& p, const detail::TensorImpl<T>* impl, std::string fallback) {
+    for (const auto& l : p.listed)
+        if (l.impl == impl) return "parameter '" + l.name + "'";
+    return fallback;
+}
+
 template <class T>
 void install(detail::CaptureSink<T>* sink) {
     if constexpr (std::is_same_v<T, float>) detail::capture_sinks.f32 = sink;
@@ -165,11 +174,9 @@ private:
             throw GraphError("capture: " + reader + " reads a tensor computed before the capture on a graph (by '" +
                              t.op_name() + "'); pass it to the step as an input, or detach() it");
         const bool parameter = t.requires_grad();
-        std::string what = parameter ? "a parameter of shape " + detail::shape_str(t.shape())
-                                     : "a constant of shape " + detail::shape_str(t.shape());
-        for (const auto& l : p_.listed)
-            if (l.impl == t.impl().get()) what = "parameter '" + l.name + "'";
-        const std::size_t s = new_slot(t, std::move(what));
+        const std::size_t s = new_slot(t, named<T>(p_, t.impl().get(),
+                                                   (parameter ? "a parameter of shape " : "a constant of shape ") +
+                                                       detail::shape_str(t.shape())));
         // A captured step computes fresh gradients, as one that starts with
         // zero_grad: what .grad held before is not part of the program.
         if (parameter) t.impl()->grad = BasicTensor<T>();
@@ -333,10 +340,9 @@ void check_parameters(const Program<T>& p) {
         if (e.impl->requires_grad != e.parameter) {
             // Frozen or unfrozen since capture: whether its gradient is
             // computed (and written to .grad) is part of the program.
-            std::string who = e.parameter ? "parameter of shape " + detail::shape_str(e.shape)
-                                          : "tensor of shape " + detail::shape_str(e.shape);
-            for (const auto& l : p.listed)
-                if (l.impl == e.impl.get()) who = "parameter '" + l.name + "'";
+            const std::string who =
+                named<T>(p, e.impl.get(), (e.parameter ? "parameter of shape " : "tensor of shape ") +
+                                              detail::shape_str(e.shape));
             throw GraphError("compiled step: " + who +
                              (e.parameter ? " no longer requires grad" : " requires grad now, but did not") +
                              " since capture (whether its gradient is computed is part of the program); capture "
@@ -344,28 +350,30 @@ void check_parameters(const Program<T>& p) {
         }
         const auto& shape = e.impl->storage->data.shape();
         if (!std::equal(shape.begin(), shape.end(), e.shape.begin(), e.shape.end())) {
-            std::string who = e.parameter ? "a parameter" : "a constant";
-            for (const auto& l : p.listed)
-                if (l.impl == e.impl.get()) who = "parameter '" + l.name + "'";
+            const std::string who = named<T>(p, e.impl.get(), e.parameter ? "a parameter" : "a constant");
             throw GraphError("compiled step: " + who + " was resized from " + detail::shape_str(e.shape) + " to " +
                              detail::shape_str(shape) + " since capture; capture again");
         }
     }
 }
 
-// t can take a new value of this shape in its own buffer: nobody else
-// holds it, it is on no graph.
+// Only the program sees t: nobody else holds it or its value, it is on no
+// graph.
+template <class T>
+bool unshared(const BasicTensor<T>& t) {
+    return t.defined() && !t.grad_fn() && t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1;
+}
+
+// t can take a new value of this shape in its own buffer.
 template <class T>
 bool reusable(const BasicTensor<T>& t, const Array<T>& value) {
-    return t.defined() && !t.grad_fn() && t.impl().use_count() == 1 && t.impl()->storage.use_count() == 1 &&
-           t.shape() == value.shape();
+    return unshared(t) && t.shape() == value.shape();
 }
 
 // A replay's value into `t` (a gradient or an output): swapped into the
 // buffer already there when nobody else sees it, else moved into a new
-// tensor. The buffer `value` is left with goes back to the buffer cache at
-// once, for the next replay's first steps (kept in the slot, it would be a
-// second copy of every gradient between replays).
+// tensor. The buffer `value` is left with is released at once (kept in the
+// slot, it would be a second copy of every gradient between replays).
 template <class T>
 void hand_over(BasicTensor<T>& t, Array<T>& value) {
     if (!reusable(t, value)) {
@@ -420,16 +428,11 @@ void run_steps(Program<T>& p, const StepInputs<T>& in) {
     // their bytes again (from the arena, or from the buffer cache before the
     // plan is made; else both sets would be in memory at once).
     for (auto& g : p.gradients)
-        if (auto owner = grad_owner<T>(g, in); owner && owner->grad.defined() && !owner->grad.grad_fn() &&
-                                               owner->grad.impl().use_count() == 1 &&
-                                               owner->grad.impl()->storage.use_count() == 1)
-            owner->grad = BasicTensor<T>();
-    // So do the last replay's outputs the caller let go of (their bytes are
-    // planned for this replay's first steps, core/arena.hpp).
+        if (auto owner = grad_owner<T>(g, in); owner && unshared(owner->grad)) owner->grad = BasicTensor<T>();
+    // So do the last replay's outputs the caller let go of: their buffers
+    // go back to the cache for this replay's own outputs.
     for (std::size_t k = 0; k < p.latest.size(); ++k)
-        if (p.output_moves[k] && p.latest[k].defined() && p.latest[k].impl().use_count() == 1 &&
-            p.latest[k].impl()->storage.use_count() == 1)
-            p.latest[k] = BasicTensor<T>();
+        if (p.output_moves[k] && unshared(p.latest[k])) p.latest[k] = BasicTensor<T>();
     for (auto& s : p.steps) {
         const std::size_t n = s.in.size();
         if (s.group != none) {

@@ -148,12 +148,20 @@ int main() {
         loss.backward();
         return std::vector<Tensor64>{loss};
     };
-    auto compiled = compile::capture<double>(step, {{Tensor64({1.0, 2.0})}, {}});
-    const double replayed = compiled({{Tensor64({2.0, -1.0})}, {}})[0].item();
+    // The input requires grad: each replay also writes d loss/d x = 6 x q^2
+    // into the .grad of the tensor passed; from the second replay on, its
+    // buffers come from the program's planned block (with the buffer cache on).
+    auto compiled = compile::capture<double>(step, {{Tensor64({1.0, 2.0}, true)}, {}});
+    Tensor64 batch({2.0, -1.0}, true);
+    double replayed = 0;
+    for (int k = 0; k < 3; ++k) replayed = compiled({{batch}, {}})[0].item();
+    const auto stats = compiled.stats();
     if (std::abs(replayed - 15.75) > 1e-12 || q.grad().value() != Array<double>{12.0, -9.0} ||
-        compiled.stats().fused_groups < 1) {
-        std::cout << "WRONG compiled step: loss " << replayed << ", q.grad " << q.grad().value() << ", fused runs "
-                  << compiled.stats().fused_groups << "\n";
+        batch.grad().value() != Array<double>{3.0, -13.5} || stats.fused_groups < 1 || stats.gradients != 2 ||
+        (buffer_cache_enabled() && stats.arena_bytes == 0)) {
+        std::cout << "WRONG compiled step: loss " << replayed << ", q.grad " << q.grad().value() << ", batch.grad "
+                  << batch.grad().value() << ", fused runs " << stats.fused_groups << ", gradients " << stats.gradients
+                  << ", arena bytes " << stats.arena_bytes << "\n";
         return 1;
     }
     std::cout << "ok\n";
