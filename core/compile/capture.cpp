@@ -429,10 +429,6 @@ void run_steps(Program<T>& p, const StepInputs<T>& in) {
     // plan is made; else both sets would be in memory at once).
     for (auto& g : p.gradients)
         if (auto owner = grad_owner<T>(g, in); owner && unshared(owner->grad)) owner->grad = BasicTensor<T>();
-    // So do the last replay's outputs the caller let go of: their buffers
-    // go back to the cache for this replay's own outputs.
-    for (std::size_t k = 0; k < p.latest.size(); ++k)
-        if (p.output_moves[k] && unshared(p.latest[k])) p.latest[k] = BasicTensor<T>();
     for (auto& s : p.steps) {
         const std::size_t n = s.in.size();
         if (s.group != none) {
